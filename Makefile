@@ -1,0 +1,49 @@
+# Two commands on a fresh machine: `make serve` and `make test`. Everything else is optional.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DATA ?= ../shared/data
+
+.PHONY: serve test test-slow lint train train-charlm train-sentiment train-ner bench clean
+
+# Serving dependencies only (no torch), installed once and again when pyproject.toml changes.
+$(VENV)/.serve: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+# Training (torch==2.13.0, CPU) and test tools on top.
+$(VENV)/.dev: $(VENV)/.serve
+	$(PY) -m pip install -q -e '.[train,dev]'
+	touch $@
+
+serve: $(VENV)/.serve
+	$(PY) -m service.server
+
+test: $(VENV)/.dev
+	$(PY) -m pytest -m "not slow" -q
+
+test-slow: $(VENV)/.dev
+	$(PY) -m pytest -m slow -q
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check rnntext service training tests
+	$(VENV)/bin/ruff format --check rnntext service training tests
+	$(VENV)/bin/mypy --strict rnntext service
+
+# Reproduce every committed artifact from $(DATA).
+train: train-charlm train-sentiment train-ner
+
+train-charlm: $(VENV)/.dev
+	$(PY) -m training.train_charlm --data=$(DATA)/tinyshakespeare/train.txt --out=artifacts/charlm
+
+train-sentiment: $(VENV)/.dev
+	$(PY) -m training.train_sentiment --data=$(DATA)/sst2/train.tsv --out=artifacts/sentiment
+
+train-ner: $(VENV)/.dev
+	$(PY) -m training.train_ner --train=$(DATA)/conll2003/train.txt --valid=$(DATA)/conll2003/valid.txt --out=artifacts/ner
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,45 @@
+"""Word tokenization with character offsets, close to the Penn-Treebank style of SST-2 and CoNLL-2003.
+
+Both datasets were tokenized PTB-style ("do n't", "it 's", punctuation apart, "U.S." kept whole), so raw user
+text is split the same way before its words are looked up. Every token carries its [start, end) offsets into
+the original text, which /ner returns to clients.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+_TOKEN = re.compile(
+    r"""
+      \w+(?=n't\b)                      # "do" of "don't": PTB splits the negation off
+    | n't\b
+    | '(?:s|re|ve|ll|d|m)\b             # clitics: "it 's", "we 're"
+    | (?:[^\W\d_]\.){2,}                # abbreviations: U.S., e.g.
+    | \d+(?:[.,:/-]\d+)+                # numbers, dates, times: 1,000  3.5  1996-08-22
+    | \w+(?:[-.]\w+|'(?!(?:s|re|ve|ll|d|m)\b)\w+)*  # words with inner - . or ' (well-known, O'Neill), not clitics
+    | \.\.\.|--                         # multi-character punctuation
+    | \S                                # anything else: one character (punctuation, symbols, emoji)
+    """,
+    re.VERBOSE | re.IGNORECASE,
+)
+
+
+class Token(NamedTuple):
+    text: str
+    start: int
+    end: int
+
+
+def tokenize(text: str) -> list[Token]:
+    """Split `text` into tokens whose offsets satisfy `text[t.start:t.end] == t.text`."""
+    return [Token(m.group(), m.start(), m.end()) for m in _TOKEN.finditer(text)]
+
+
+def join_tokens(tokens: list[str]) -> tuple[str, list[Token]]:
+    """Pre-tokenized input: the text is the tokens joined by single spaces, and each token keeps its offsets."""
+    spans, start = [], 0
+    for token in tokens:
+        spans.append(Token(token, start, start + len(token)))
+        start += len(token) + 1
+    return " ".join(tokens), spans
