@@ -1,0 +1,109 @@
+"""The three networks: embedding + LSTM, one per endpoint shape (one-to-many, many-to-one, many-to-many).
+
+Every recurrent layer comes from `recurrent_layer`, so `--cell` swaps torch's fused LSTM for the from-scratch
+cells in `training.cells`. Before export, `fuse_for_export` puts the equivalent torch layer back, because a
+Python loop over time would be traced into a graph of fixed length.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from training.cells import Recurrent, make_recurrent, run_padded, to_torch_layer
+
+
+def fuse_for_export(model: nn.Module) -> nn.Module:
+    """Swap every from-scratch recurrent layer for torch's fused layer with the same weights (in place)."""
+    for name, child in list(model.named_children()):
+        if isinstance(child, Recurrent):
+            setattr(model, name, to_torch_layer(child))
+        else:
+            fuse_for_export(child)
+    return model
+
+
+class CharLM(nn.Module):
+    """Next-character model with a stateful signature: (tokens, h0, c0) -> (logits, hn, cn)."""
+
+    def __init__(self, vocab_size: int, embed: int, hidden: int, layers: int, dropout: float, cell: str) -> None:
+        super().__init__()
+        if cell not in ("torch-lstm", "lstm"):
+            raise ValueError("the char LM's stateful ONNX signature carries (h, c): use an LSTM cell")
+        self.hidden, self.layers = hidden, layers
+        self.embed = nn.Embedding(vocab_size, embed)
+        self.rnn = make_recurrent(cell, embed, hidden, layers, bidirectional=False, dropout=dropout)
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden, vocab_size)
+
+    def initial_state(self, batch: int) -> tuple[Tensor, Tensor]:
+        zeros = torch.zeros(self.layers, batch, self.hidden)
+        return zeros, zeros.clone()
+
+    def forward(self, tokens: Tensor, h0: Tensor, c0: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        out, (hn, cn) = self.rnn(self.drop(self.embed(tokens)), (h0, c0))
+        return self.head(self.drop(out)), hn, cn
+
+
+class SentimentClassifier(nn.Module):
+    """Bidirectional LSTM over words; max and mean pooling over the real (unpadded) steps -> label probabilities."""
+
+    def __init__(
+        self, vocab_size: int, embed: int, hidden: int, layers: int, dropout: float, labels: int, cell: str, pad_id: int
+    ) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, embed, padding_idx=pad_id)
+        self.rnn = make_recurrent(cell, embed, hidden, layers, bidirectional=True, dropout=dropout)
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(4 * hidden, labels)
+
+    def logits(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+        out, _ = run_padded(self.rnn, self.drop(self.embed(tokens)), lengths=lengths)
+        mask = (torch.arange(tokens.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(2)
+        mean = (out * mask).sum(1) / lengths.unsqueeze(1).to(out.dtype)
+        maxed = out.masked_fill(~mask, -1e4).max(1).values
+        return self.head(self.drop(torch.cat([mean, maxed], dim=1)))
+
+    def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+        return torch.softmax(self.logits(tokens, lengths), dim=-1)
+
+
+class NerTagger(nn.Module):
+    """Word embedding + character CNN features -> bidirectional LSTM -> per-token tag log-probabilities."""
+
+    def __init__(
+        self,
+        words: int,
+        chars: int,
+        word_embed: int,
+        char_embed: int,
+        char_filters: int,
+        hidden: int,
+        layers: int,
+        dropout: float,
+        tags: int,
+        cell: str,
+        pad_id: int,
+        char_pad_id: int,
+    ) -> None:
+        super().__init__()
+        self.word_embed = nn.Embedding(words, word_embed, padding_idx=pad_id)
+        self.char_embed = nn.Embedding(chars, char_embed, padding_idx=char_pad_id)
+        self.char_conv = nn.Conv1d(char_embed, char_filters, kernel_size=3, padding=1)
+        self.char_pad_id = char_pad_id
+        self.rnn = make_recurrent(cell, word_embed + char_filters, hidden, layers, bidirectional=True, dropout=dropout)
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(2 * hidden, tags)
+
+    def char_features(self, chars: Tensor) -> Tensor:
+        """Max over each word's characters of a width-3 convolution; padding characters are masked out."""
+        batch, time, width = chars.shape
+        flat = chars.reshape(batch * time, width)
+        conv = self.char_conv(self.char_embed(flat).transpose(1, 2))  # [batch*time, filters, width]
+        conv = conv.masked_fill((flat == self.char_pad_id).unsqueeze(1), -1e4)
+        return conv.max(dim=2).values.reshape(batch, time, -1)
+
+    def forward(self, words: Tensor, chars: Tensor, lengths: Tensor) -> Tensor:
+        features = torch.cat([self.word_embed(words), self.char_features(chars)], dim=2)
+        out, _ = run_padded(self.rnn, self.drop(features), lengths=lengths)
+        return torch.log_softmax(self.head(self.drop(out)), dim=-1)
