@@ -112,6 +112,7 @@ def pad(sequences: list[IntArray], value: int) -> tuple[IntArray, IntArray]:
     shape = tuple(max(s.shape[d] for s in sequences) for d in range(sequences[0].ndim))
     batch = np.full((len(sequences), *shape), value, dtype=np.int64)
     for i, seq in enumerate(sequences):
-        batch[(i, *(slice(0, n) for n in seq.shape))] = seq
+        index: tuple[int | slice, ...] = (i, *(slice(0, n) for n in seq.shape))
+        batch[index] = seq
     lengths = np.array([len(s) for s in sequences], dtype=np.int64)
     return batch, lengths

@@ -1,0 +1,105 @@
+"""Character generation with the stateful char LM: the whole prompt in ONE onnxruntime call (prefill), then one
+call per new character that carries the LSTM state, so each character costs the same whatever the prompt length.
+
+Concurrent generations are not stepped together as one batch: each worker runs one generation at a time (more
+workers give more concurrency). Batching them would need continuous batching (requests joining and leaving a
+running batch), which LitServe 0.2.19's streaming loop does not offer; its static batched streaming loop makes a
+new request wait for the longest running one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from rnntext.encoders import CharEncoder
+from service.runtime import ArtifactError, OnnxModel, check_width
+from service.sampling import SamplingParams, sample
+from service.schemas import FinishReason, GenerateRequest
+from service.stops import StopScanner
+
+State = dict[str, npt.NDArray[np.float32]]
+
+
+@dataclass(frozen=True)
+class Piece:
+    text: str
+    finish_reason: FinishReason | None = None
+    generated_tokens: int | None = None
+
+
+class CharGenerator:
+    def __init__(self, model: OnnxModel) -> None:
+        io = model.manifest.io
+        if not isinstance(model.encoder, CharEncoder) or io.tokens is None or io.logits is None or not io.state:
+            raise ArtifactError(
+                f"{model.directory / 'manifest.json'}: io check failed: a char LM needs tokens, logits, state"
+            )
+        self.model, self.encoder = model, model.encoder
+        self.tokens_name, self.logits_name = io.tokens, io.logits
+        self.state_pairs = list(io.state)
+        self.state_shapes = {i: self._state_shape(i) for i, _ in self.state_pairs}
+        self.start_text = str(model.manifest.encoder.get("start_text", "\n"))
+        unk = self.encoder.vocab.unk_id
+        self.banned = [unk] if unk is not None else []
+
+    def _state_shape(self, name: str) -> tuple[int, int]:
+        """(layers, hidden) of a state input, from the graph (fixed there) or else the manifest's architecture."""
+        shape = next(a.shape for a in self.model.session.get_inputs() if a.name == name)
+        arch = self.model.manifest.architecture
+        layers = shape[0] if isinstance(shape[0], int) else arch.get("layers")
+        hidden = shape[2] if isinstance(shape[2], int) else arch.get("hidden")
+        if not isinstance(layers, int) or not isinstance(hidden, int):
+            raise ArtifactError(f"{self.model.directory}: state check failed: cannot tell the shape of {name!r}")
+        return layers, hidden
+
+    def warm_up(self) -> None:
+        logits, state = self.prefill(self.encoder.encode("ab"))
+        check_width(self.model, logits, list(self.encoder.vocab.tokens), "vocabulary")
+        self.step(0, state)
+
+    def prefill(self, ids: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.float32], State]:
+        feeds: dict[str, Any] = {self.tokens_name: ids.reshape(1, -1)}
+        for name, (layers, hidden) in self.state_shapes.items():
+            feeds[name] = np.zeros((layers, 1, hidden), dtype=np.float32)
+        return self._run(feeds)
+
+    def step(self, token: int, state: State) -> tuple[npt.NDArray[np.float32], State]:
+        return self._run({self.tokens_name: np.array([[token]], dtype=np.int64), **state})
+
+    def _run(self, feeds: dict[str, Any]) -> tuple[npt.NDArray[np.float32], State]:
+        names = [self.logits_name, *(out for _, out in self.state_pairs)]
+        logits, *states = self.model.session.run(names, feeds)
+        state = {inp: value for (inp, _), value in zip(self.state_pairs, states, strict=True)}
+        return logits[0, -1], state
+
+    def generate(self, request: GenerateRequest) -> Iterator[Piece]:
+        """Yield text as soon as it is safe to release; the last piece carries the finish reason."""
+        params = SamplingParams(request.temperature, request.top_k, request.top_p)
+        rng = np.random.default_rng(request.seed)
+        logits, state = self.prefill(self.encoder.encode(request.prompt or self.start_text))
+        scanner = StopScanner(request.stop)
+        for n in range(1, request.max_new_tokens + 1):
+            token = sample(logits, params, rng, self.banned)
+            text, stopped = scanner.push(self.encoder.decode([token]))
+            if stopped:
+                yield Piece(text, "stop", n)
+                return
+            if n == request.max_new_tokens:
+                yield Piece(text + scanner.flush(), "length", n)
+                return
+            if text:
+                yield Piece(text)
+            logits, state = self.step(token, state)
+
+
+def generate_text(generator: CharGenerator, request: GenerateRequest) -> Piece:
+    """The whole generation as one piece (non-streaming answers)."""
+    parts, last = [], Piece("")
+    for last in generator.generate(request):
+        parts.append(last.text)
+    return Piece("".join(parts), last.finish_reason, last.generated_tokens)

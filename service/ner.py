@@ -1,0 +1,90 @@
+"""/ner pre- and post-processing as plain functions: text or tokens -> features, tag log-probabilities ->
+BIO tags (constrained Viterbi), entities with character offsets and scores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from rnntext.encoders import IntArray, NerEncoder, NerFeatures, pad
+from rnntext.tags import allowed_transitions, constrained_decode, spans
+from rnntext.tokenize import Token, join_tokens
+from service.runtime import ArtifactError, OnnxModel, check_width
+from service.schemas import NerEntity, NerRequest, NerResponse, NerToken
+
+FloatArray = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class NerInput:
+    text: str
+    tokens: list[Token]
+    features: NerFeatures
+
+
+@dataclass(frozen=True)
+class NerBatch:
+    words: IntArray  # [batch, time]
+    chars: IntArray  # [batch, time, chars]
+    lengths: IntArray  # [batch]
+    inputs: list[NerInput]
+
+
+@dataclass(frozen=True)
+class NerOutput:
+    input: NerInput
+    log_probs: FloatArray  # [tokens, tags], padding removed
+
+
+class NerModel:
+    def __init__(self, model: OnnxModel) -> None:
+        if not isinstance(model.encoder, NerEncoder) or not model.manifest.tags:
+            raise ArtifactError(f"{model.directory / 'manifest.json'}: task check failed: not a NER artifact")
+        self.model, self.encoder, self.tags = model, model.encoder, model.manifest.tags
+        self.allowed = allowed_transitions(self.tags)
+        self.word_pad = model.encoder.words.pad_id or 0
+        self.char_pad = model.encoder.chars.pad_id or 0
+        self.output_name = next(iter(model.manifest.io.outputs))
+
+    def decode(self, request: NerRequest) -> NerInput:
+        if request.tokens is not None:
+            text, tokens = join_tokens(request.tokens)
+        else:
+            text, tokens = request.text or "", self.encoder.tokenize(request.text or "")
+        return NerInput(text, tokens, self.encoder.encode([t.text for t in tokens]))
+
+    def batch(self, inputs: list[NerInput]) -> NerBatch:
+        words, lengths = pad([i.features.words for i in inputs], self.word_pad)
+        chars, _ = pad([i.features.chars for i in inputs], self.char_pad)
+        return NerBatch(words, chars, lengths, inputs)
+
+    def predict(self, batch: NerBatch) -> FloatArray:
+        feeds = {"words": batch.words, "chars": batch.chars, "lengths": batch.lengths}
+        return self.model.output(self.output_name, feeds)
+
+    def warm_up(self) -> None:
+        log_probs = self.predict(self.batch([self.decode(NerRequest(text="EU rejects German call"))]))
+        check_width(self.model, log_probs, self.tags, "tags")
+
+
+def unbatch(log_probs: FloatArray, batch: NerBatch) -> list[NerOutput]:
+    return [NerOutput(item, log_probs[i, : len(item.tokens)]) for i, item in enumerate(batch.inputs)]
+
+
+def annotate(output: NerOutput, tags: list[str], allowed: npt.NDArray[np.bool_], model_id: str) -> NerResponse:
+    chosen = constrained_decode(output.log_probs, allowed)
+    names = [tags[i] for i in chosen]
+    probs = np.exp(output.log_probs[np.arange(len(chosen)), chosen]) if chosen else np.zeros(0)
+    tokens, text = output.input.tokens, output.input.text
+    entities = []
+    for span in spans(names):
+        start, end = tokens[span.start].start, tokens[span.end - 1].end
+        score = float(probs[span.start : span.end].mean())
+        entities.append(NerEntity(text=text[start:end], label=span.label, start=start, end=end, score=score))
+    return NerResponse(
+        entities=entities,
+        tokens=[NerToken(text=t.text, start=t.start, end=t.end, tag=tag) for t, tag in zip(tokens, names, strict=True)],
+        model=model_id,
+    )

@@ -1,0 +1,139 @@
+"""Request and response bodies of the HTTP contract (DESIGN.md). Every constraint lives in a Field, so a bad
+request is a 422 that names the field before any work is queued, and /openapi.json shows the limits.
+
+The limits are constants here, not environment settings: LitServe takes a route's request type from the static
+annotation of `decode_request`, and request objects travel to the spawned workers pickled by class reference.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from rnntext.tokenize import tokenize
+
+MAX_TEXT_CHARS = 10_000  # /sentiment and /ner texts, /generate prompts
+MAX_BATCH_TEXTS = 64  # /sentiment {"texts": [...]}
+MAX_NER_TOKENS = 512  # words in one /ner request
+MAX_TOKEN_CHARS = 100  # one pre-tokenized /ner token
+MAX_NEW_TOKENS = 1000  # characters one /generate call may produce
+MAX_STOP_SEQUENCES = 4
+MAX_STOP_CHARS = 64
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must contain at least one non-whitespace character")
+    return value
+
+
+Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS), AfterValidator(_not_blank)]
+Word = Annotated[str, Field(min_length=1, max_length=MAX_TOKEN_CHARS, pattern=r"^\S+$")]
+StopText = Annotated[str, Field(min_length=1, max_length=MAX_STOP_CHARS)]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class GenerateRequest(Request):
+    prompt: str = Field(
+        default="", max_length=MAX_TEXT_CHARS, description="may be empty: generation from the start state"
+    )
+    max_new_tokens: int = Field(default=200, ge=1, le=MAX_NEW_TOKENS, description="characters to generate at most")
+    temperature: float = Field(default=0.8, ge=0, le=10, description="0 means greedy")
+    top_k: int | None = Field(default=None, ge=1, description="sample among the k most likely characters")
+    top_p: float | None = Field(default=None, gt=0, le=1, description="sample within this probability mass (nucleus)")
+    seed: int | None = Field(default=None, ge=0, le=2**63 - 1, description="same seed and parameters, same text")
+    stop: list[StopText] = Field(
+        default_factory=list, max_length=MAX_STOP_SEQUENCES, description="generation ends before any of these"
+    )
+    stream: bool = Field(default=False, description="answer as Server-Sent Events while generating")
+
+
+FinishReason = Literal["length", "stop"]
+
+
+class GenerateResponse(BaseModel):
+    text: str = Field(description="the continuation only, without the prompt or the stop text")
+    finish_reason: FinishReason
+    generated_tokens: int = Field(description="characters the model produced, a matched stop text included")
+    model: str
+
+
+class GeneratePiece(BaseModel):
+    """One Server-Sent Event of a streamed generation; the last one has `finish_reason` set."""
+
+    text: str
+    finish_reason: FinishReason | None = None
+    generated_tokens: int | None = None
+    model: str | None = None
+
+
+class SentimentRequest(Request):
+    text: Text | None = Field(default=None, description="one text")
+    texts: list[Text] | None = Field(default=None, min_length=1, max_length=MAX_BATCH_TEXTS, description="or several")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SentimentRequest:
+        if (self.text is None) == (self.texts is None):
+            raise ValueError("give exactly one of `text` or `texts`")
+        return self
+
+    def all_texts(self) -> list[str]:
+        return [self.text] if self.text is not None else list(self.texts or [])
+
+
+class SentimentResult(BaseModel):
+    label: str
+    score: float = Field(description="probability of `label`")
+    scores: dict[str, float]
+
+
+class SentimentResponse(SentimentResult):
+    model: str
+
+
+class SentimentBatchResponse(BaseModel):
+    results: list[SentimentResult]
+    model: str
+
+
+class NerRequest(Request):
+    text: Text | None = Field(default=None, description="raw text, tokenized by the server")
+    tokens: list[Word] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_NER_TOKENS,
+        description="or pre-tokenized words (no whitespace inside)",
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> NerRequest:
+        if (self.text is None) == (self.tokens is None):
+            raise ValueError("give exactly one of `text` or `tokens`")
+        if self.text is not None and len(tokenize(self.text)) > MAX_NER_TOKENS:
+            raise ValueError(f"`text` has more than {MAX_NER_TOKENS} tokens")
+        return self
+
+
+class NerEntity(BaseModel):
+    text: str
+    label: str
+    start: int = Field(description="character offset of the first character")
+    end: int = Field(description="character offset after the last character")
+    score: float = Field(description="mean probability of the entity's token tags")
+
+
+class NerToken(BaseModel):
+    text: str
+    start: int
+    end: int
+    tag: str
+
+
+class NerResponse(BaseModel):
+    entities: list[NerEntity]
+    tokens: list[NerToken]
+    model: str

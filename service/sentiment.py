@@ -1,0 +1,83 @@
+"""/sentiment pre- and post-processing as plain functions: texts -> padded ids, probabilities -> labels.
+
+A request may carry several texts, so a batch of requests is flattened into one padded model call and split
+back by each request's count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from rnntext.encoders import IntArray, SentimentEncoder, pad
+from service.runtime import ArtifactError, OnnxModel, check_width
+from service.schemas import SentimentBatchResponse, SentimentRequest, SentimentResponse, SentimentResult
+
+FloatArray = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class SentimentInput:
+    ids: list[IntArray]  # one array per text
+    single: bool  # the request used `text`, not `texts`
+
+
+@dataclass(frozen=True)
+class SentimentBatch:
+    tokens: IntArray  # [texts, time]
+    lengths: IntArray  # [texts]
+    counts: list[int]  # texts per request
+    singles: list[bool]
+
+
+@dataclass(frozen=True)
+class SentimentOutput:
+    probs: FloatArray  # [texts of this request, labels]
+    single: bool
+
+
+class SentimentModel:
+    def __init__(self, model: OnnxModel) -> None:
+        if not isinstance(model.encoder, SentimentEncoder) or not model.manifest.labels:
+            raise ArtifactError(f"{model.directory / 'manifest.json'}: task check failed: not a sentiment artifact")
+        self.model, self.encoder, self.labels = model, model.encoder, model.manifest.labels
+        pad_id = model.encoder.vocab.pad_id
+        self.pad_id = pad_id if pad_id is not None else 0
+        self.output_name = next(iter(model.manifest.io.outputs))
+
+    def decode(self, request: SentimentRequest) -> SentimentInput:
+        return SentimentInput([self.encoder.encode(t) for t in request.all_texts()], request.text is not None)
+
+    def batch(self, inputs: list[SentimentInput]) -> SentimentBatch:
+        tokens, lengths = pad([ids for item in inputs for ids in item.ids], self.pad_id)
+        return SentimentBatch(tokens, lengths, [len(i.ids) for i in inputs], [i.single for i in inputs])
+
+    def predict(self, batch: SentimentBatch) -> FloatArray:
+        return self.model.output(self.output_name, {"tokens": batch.tokens, "lengths": batch.lengths})
+
+    def warm_up(self) -> None:
+        probs = self.predict(self.batch([SentimentInput([self.encoder.encode("a fine film")], True)]))
+        check_width(self.model, probs, self.labels, "labels")
+
+
+def unbatch(probs: FloatArray, batch: SentimentBatch) -> list[SentimentOutput]:
+    bounds = np.cumsum([0, *batch.counts])
+    return [SentimentOutput(probs[a:b], s) for a, b, s in zip(bounds[:-1], bounds[1:], batch.singles, strict=True)]
+
+
+def result(probs: FloatArray, labels: list[str]) -> SentimentResult:
+    best = int(np.argmax(probs))
+    return SentimentResult(
+        label=labels[best],
+        score=float(probs[best]),
+        scores={lab: float(p) for lab, p in zip(labels, probs, strict=True)},
+    )
+
+
+def response(output: SentimentOutput, labels: list[str], model_id: str) -> SentimentResponse | SentimentBatchResponse:
+    results = [result(row, labels) for row in output.probs]
+    if output.single:
+        return SentimentResponse(**results[0].model_dump(), model=model_id)
+    return SentimentBatchResponse(results=results, model=model_id)

@@ -1,0 +1,96 @@
+"""Entry point: `python -m service.server`. One LitServer with the three LitAPIs, our /generate and /info routes,
+the API-key and body-size guard, and SIGTERM handled like SIGINT (LitServe orphans its workers on SIGTERM).
+
+GET /health is LitServe's: 503 until every worker has loaded, checked and warmed its model, then 200 (the HTTP
+port only opens once the first worker is ready). It needs no API key.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import signal
+from multiprocessing.managers import SyncManager
+from typing import Any
+
+import litserve as ls
+
+from rnntext.manifest import Manifest
+from service.api_generate import GenerateAPI
+from service.api_ner import NerAPI
+from service.api_sentiment import SentimentAPI
+from service.middleware import GuardMiddleware
+from service.routes import add_generate_route, add_info_route, add_validation_handler
+from service.settings import TASKS, Settings
+from service.workers import LOG_FORMAT, WorkerStatus
+
+logger = logging.getLogger(__name__)
+
+
+def manifest_facts(settings: Settings) -> list[dict[str, Any]]:
+    facts = []
+    for task in TASKS:
+        m = Manifest.read(settings.artifact_dir(task))
+        facts.append(
+            {
+                "task": task,
+                "name": m.name,
+                "version": m.version,
+                "model": m.model_id,
+                "sha256": m.sha256,
+                "created": m.created,
+                "metrics": m.metrics,
+            }
+        )
+    return facts
+
+
+def build_server(settings: Settings, status: WorkerStatus) -> ls.LitServer:
+    apis: list[ls.LitAPI] = [GenerateAPI(settings, status), SentimentAPI(settings, status), NerAPI(settings, status)]
+    api_key = settings.api_key.get_secret_value() if settings.api_key else None
+    guard = {"protected": [a.api_path for a in apis], "api_key": api_key, "max_body_bytes": settings.max_body_bytes}
+    server = ls.LitServer(
+        apis,
+        accelerator="cpu",  # "auto" imports torch to look for MPS; onnxruntime picks CUDA itself (runtime.py)
+        workers_per_device={
+            "/generate": settings.workers_generate,
+            "/sentiment": settings.workers_sentiment,
+            "/ner": settings.workers_ner,
+        },
+        timeout=settings.request_timeout,
+        middlewares=[(GuardMiddleware, guard)],
+    )
+    facts = manifest_facts(settings)  # read now: a missing manifest stops start-up before workers spawn
+    add_generate_route(server, "/generate")
+    add_info_route(server, lambda: facts, status)
+    add_validation_handler(server.app)
+    return server
+
+
+def main() -> None:
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # shut down like Ctrl+C: workers are stopped too
+    manager: SyncManager = mp.get_context("spawn").Manager()
+    try:
+        server = build_server(settings, manager.dict())
+        logger.info(
+            "serving %s on %s:%d, %d ORT threads per worker",
+            settings.artifacts,
+            settings.host,
+            settings.port,
+            settings.threads_per_worker,
+        )
+        server.run(
+            host=settings.host,
+            port=settings.port,
+            num_api_servers=settings.api_servers,
+            generate_client_file=False,
+            log_level=settings.log_level,
+        )
+    finally:
+        manager.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Every knob of the server, read once from `RNNSERVE_*` environment variables in `main()` and passed down."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The repository's committed artifacts, found from this file rather than from the current directory.
+DEFAULT_ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+TASKS = ("charlm", "sentiment", "ner")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RNNSERVE_", extra="forbid")
+
+    host: Literal["127.0.0.1", "0.0.0.0", "::"] = Field(default="127.0.0.1", description="interface to bind")
+    port: int = Field(default=8000, ge=1024, le=65535)
+    artifacts: Path = Field(default=DEFAULT_ARTIFACTS, description="directory holding charlm/, sentiment/, ner/")
+    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="auto: CUDA when onnxruntime offers it")
+    api_key: SecretStr | None = Field(default=None, description="when set, inference routes need X-API-Key or Bearer")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # Limits enforced before any work is queued.
+    max_body_bytes: int = Field(default=1_000_000, ge=1024, description="larger request bodies get 413")
+    request_timeout: float = Field(default=60.0, gt=0, description="seconds a request may wait in a worker queue")
+
+    # Processes and threads: ORT threads default to cores / total inference workers (never all cores each).
+    api_servers: int = Field(
+        default=1, ge=1, description="HTTP server processes (LitServe's default is one per worker)"
+    )
+    workers_generate: int = Field(default=1, ge=1)
+    workers_sentiment: int = Field(default=1, ge=1)
+    workers_ner: int = Field(default=1, ge=1)
+    ort_threads: int | None = Field(
+        default=None, ge=1, description="intra-op threads per worker; default cores / workers"
+    )
+
+    # Dynamic batching of /sentiment and /ner requests.
+    max_batch_size: int = Field(
+        default=16, ge=2, description="requests merged into one model call (>= 2: batched loop)"
+    )
+    batch_timeout: float = Field(default=0.005, ge=0, description="seconds to wait for a batch to fill")
+
+    @property
+    def total_workers(self) -> int:
+        return self.workers_generate + self.workers_sentiment + self.workers_ner
+
+    @property
+    def threads_per_worker(self) -> int:
+        if self.ort_threads is not None:
+            return self.ort_threads
+        return max(1, (os.cpu_count() or 1) // self.total_workers)
+
+    def artifact_dir(self, task: str) -> Path:
+        return self.artifacts / task
