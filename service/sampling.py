@@ -27,11 +27,13 @@ def next_token_probs(logits: FloatArray, params: SamplingParams, banned: Sequenc
         onehot = np.zeros(scores.shape, dtype=np.float64)
         onehot[int(np.argmax(scores))] = 1.0
         return onehot
-    scores /= params.temperature
+    scores -= scores.max()  # then dividing by a tiny temperature only overflows towards -inf, which exp maps to 0
+    with np.errstate(over="ignore"):
+        scores /= params.temperature
     if params.top_k is not None and params.top_k < scores.size:
         kth = np.partition(scores, -params.top_k)[-params.top_k]
         scores[scores < kth] = -np.inf
-    probs: npt.NDArray[np.float64] = np.exp(scores - scores.max())
+    probs: npt.NDArray[np.float64] = np.exp(scores)
     probs /= probs.sum()
     if params.top_p is not None and params.top_p < 1.0:
         order = np.argsort(-probs, kind="stable")

@@ -1,0 +1,65 @@
+"""service.generation with the committed char LM: prefill + carried state, greedy, seeds, stop strings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from service.generation import CharGenerator, generate_text
+from service.runtime import OnnxModel
+from service.schemas import GenerateRequest
+
+
+@pytest.fixture(scope="module")
+def generator(artifacts: Path) -> CharGenerator:
+    gen = CharGenerator(OnnxModel.load(artifacts / "charlm", device="cpu"))
+    gen.warm_up()
+    return gen
+
+
+def test_prefill_then_steps_equals_one_long_call(generator: CharGenerator) -> None:
+    ids = generator.encoder.encode("ROMEO: what light")
+    whole, _ = generator.prefill(ids)
+    logits, state = generator.prefill(ids[:5])
+    for token in ids[5:]:
+        logits, state = generator.step(int(token), state)
+    np.testing.assert_allclose(logits, whole, atol=1e-4)
+
+
+def test_greedy_is_deterministic_and_never_emits_unknown(generator: CharGenerator) -> None:
+    request = GenerateRequest(prompt="ROMEO:", max_new_tokens=40, temperature=0)
+    first, second = generate_text(generator, request), generate_text(generator, request)
+    assert first == second and first.finish_reason == "length" and first.generated_tokens == 40
+    assert len(first.text) == 40
+    assert "<unk>" not in first.text
+
+
+def test_same_seed_same_text(generator: CharGenerator) -> None:
+    def make(seed: int) -> str:
+        return generate_text(generator, GenerateRequest(prompt="", max_new_tokens=60, seed=seed, temperature=1)).text
+
+    assert make(3) == make(3)
+    assert make(3) != make(4)
+
+
+def test_stop_string_cuts_and_is_not_returned(generator: CharGenerator) -> None:
+    free = generate_text(generator, GenerateRequest(prompt="KING:", max_new_tokens=60, temperature=0)).text
+    stop = free[10:13]
+    cut = free.index(stop)
+    stopped = generate_text(generator, GenerateRequest(prompt="KING:", max_new_tokens=60, temperature=0, stop=[stop]))
+    assert stopped.text == free[:cut] and stopped.finish_reason == "stop"
+    assert stopped.generated_tokens == cut + len(stop)
+
+
+def test_streamed_pieces_join_to_the_whole_text(generator: CharGenerator) -> None:
+    request = GenerateRequest(prompt="A", max_new_tokens=30, seed=1, stop=["zzz"])
+    pieces = list(generator.generate(request))
+    assert all(p.finish_reason is None for p in pieces[:-1]) and pieces[-1].finish_reason is not None
+    assert "".join(p.text for p in pieces) == generate_text(generator, request).text
+
+
+def test_unknown_characters_in_the_prompt_are_accepted(generator: CharGenerator) -> None:
+    out = generate_text(generator, GenerateRequest(prompt="😀\u2603 ROMEO", max_new_tokens=5, temperature=0))
+    assert len(out.text) == 5

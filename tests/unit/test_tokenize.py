@@ -1,0 +1,53 @@
+"""rnntext.tokenize: PTB-style splits and offsets that always point back into the original text."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rnntext.tokenize import Token, join_tokens, tokenize
+
+
+def texts(s: str) -> list[str]:
+    return [t.text for t in tokenize(s)]
+
+
+def test_ptb_splits() -> None:
+    assert texts("I don't like it's") == ["I", "do", "n't", "like", "it", "'s"]
+    assert texts("The U.S. paid 1,000 dollars...") == ["The", "U.S.", "paid", "1,000", "dollars", "..."]
+    assert texts("well-known O'Neill, (yes)") == ["well-known", "O'Neill", ",", "(", "yes", ")"]
+
+
+def test_emoji_and_unknown_characters_are_tokens_with_offsets() -> None:
+    text = "great 😀 film👍🏽 \u2603"
+    tokens = tokenize(text)
+    assert [t.text for t in tokens] == ["great", "😀", "film", "👍", "🏽", "\u2603"]
+    assert all(text[t.start : t.end] == t.text for t in tokens)
+    assert tokens[1] == Token("😀", 6, 7)  # offsets count code points, as Python strings do
+
+
+def test_empty_and_whitespace_give_no_tokens() -> None:
+    assert tokenize("") == []
+    assert tokenize(" \t\n ") == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text())
+def test_offsets_round_trip_and_cover_every_non_space(text: str) -> None:
+    tokens = tokenize(text)
+    covered = set()
+    previous_end = 0
+    for t in tokens:
+        assert text[t.start : t.end] == t.text
+        assert t.start >= previous_end and t.end > t.start
+        previous_end = t.end
+        covered.update(range(t.start, t.end))
+    assert all(i in covered for i, c in enumerate(text) if not c.isspace())
+
+
+@given(st.lists(st.text(alphabet=st.characters(blacklist_categories=("Zs", "Cc")), min_size=1), min_size=1))
+def test_join_tokens_offsets(words: list[str]) -> None:
+    text, tokens = join_tokens(words)
+    assert text == " ".join(words)
+    assert [t.text for t in tokens] == words
+    assert all(text[t.start : t.end] == t.text for t in tokens)
