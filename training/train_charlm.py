@@ -46,6 +46,7 @@ class TrainConfig:
 
     data: str = knob("../shared/data/tinyshakespeare/train.txt", "training text (UTF-8)")
     out: str = knob("artifacts/charlm", "artifact directory to write")
+    runs: str = knob("runs", "directory for the best checkpoint (not committed)")
     valid_fraction: float = knob(0.1, "last share of the text held out for validation")
     max_chars: int | None = knob(None, "use only the first N characters (quick runs, tests)")
     cell: str = knob("torch-lstm", "recurrent cell: torch-lstm | lstm (from scratch)")
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
         schedule,
         cfg.steps_per_epoch,
         maximize=False,
-        checkpoint=Path("runs/charlm/best.pt"),
+        checkpoint=Path(cfg.runs) / "charlm" / "best.pt",
         dist=dist,
     )
     if not dist.is_main:

@@ -53,6 +53,7 @@ class TrainConfig:
     train: str = knob("../shared/data/conll2003/train.txt", "CoNLL training file")
     valid: str = knob("../shared/data/conll2003/valid.txt", "CoNLL validation file")
     out: str = knob("artifacts/ner", "artifact directory to write")
+    runs: str = knob("runs", "directory for the best checkpoint (not committed)")
     max_sentences: int | None = knob(None, "use only the first N sentences of each file (quick runs, tests)")
     cell: str = knob("torch-lstm", "recurrent cell: torch-lstm | lstm | gru | rnn")
     max_word_chars: int = knob(24, "characters per word seen by the character CNN (prefix + suffix of longer words)")
@@ -157,7 +158,15 @@ def main(argv: list[str] | None = None) -> None:
 
     schedule = Schedule(cfg.epochs, cfg.lr, cfg.weight_decay, cfg.clip)
     result = fit(
-        model, batches, loss_of, evaluate, "valid_f1", schedule, steps, checkpoint=Path("runs/ner/best.pt"), dist=dist
+        model,
+        batches,
+        loss_of,
+        evaluate,
+        "valid_f1",
+        schedule,
+        steps,
+        checkpoint=Path(cfg.runs) / "ner" / "best.pt",
+        dist=dist,
     )
     if dist.is_main:
         export(model, encoder, cfg, result, valid, valid_sents)

@@ -46,6 +46,7 @@ class TrainConfig:
 
     data: str = knob("../shared/data/sst2/train.tsv", "SST-2 train.tsv (sentence<TAB>label)")
     out: str = knob("artifacts/sentiment", "artifact directory to write")
+    runs: str = knob("runs", "directory for the best checkpoint (not committed)")
     valid_fraction: float = knob(0.15, "share of full sentences held out for validation")
     max_rows: int | None = knob(None, "use only the first N rows (quick runs, tests)")
     cell: str = knob("torch-lstm", "recurrent cell: torch-lstm | lstm | gru | rnn")
@@ -63,6 +64,7 @@ class TrainConfig:
     clip: float = knob(1.0, "gradient norm clip")
     threads: int = knob(1, "torch CPU threads")
     seed: int = knob(1337, "random seed")
+    save_rank_weights: bool = knob(False, "torchrun: every rank saves its final weights (to compare ranks)")
     name: str = knob("sentiment-sst2", "model name in the manifest")
     version: str = knob("1.0.0", "model version in the manifest")
 
@@ -129,9 +131,12 @@ def main(argv: list[str] | None = None) -> None:
         "valid_accuracy",
         schedule,
         steps,
-        checkpoint=Path("runs/sentiment/best.pt"),
+        checkpoint=Path(cfg.runs) / "sentiment" / "best.pt",
         dist=dist,
     )
+    if cfg.save_rank_weights:
+        (Path(cfg.runs) / "sentiment").mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), Path(cfg.runs) / "sentiment" / f"final-rank{dist.rank}.pt")
     if dist.is_main:
         export(model, vocab, cfg, result, valid, valid_rows)
 
