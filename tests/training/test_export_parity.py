@@ -39,7 +39,7 @@ def test_charlm_logits_match_at_other_shapes(charlm: tuple[CharLM, Vocab, bytes]
 
 
 def test_charlm_state_carried_in_chunks_equals_one_long_call(charlm: tuple[CharLM, Vocab, bytes]) -> None:
-    model, vocab, onnx_bytes = charlm
+    _model, vocab, onnx_bytes = charlm
     sess = session(onnx_bytes)
     tokens = np.random.default_rng(0).integers(0, len(vocab), (3, 70))
     zeros = np.zeros((2, 3, 32), np.float32)
