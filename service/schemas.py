@@ -28,9 +28,11 @@ def _not_blank(value: str) -> str:
     return value
 
 
+# Lone surrogates ("\ud800" escapes) are already refused by pydantic's str (type string_unicode).
 Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS), AfterValidator(_not_blank)]
 Word = Annotated[str, Field(min_length=1, max_length=MAX_TOKEN_CHARS, pattern=r"^\S+$")]
 StopText = Annotated[str, Field(min_length=1, max_length=MAX_STOP_CHARS)]
+Prompt = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
 
 
 class Request(BaseModel):
@@ -38,9 +40,7 @@ class Request(BaseModel):
 
 
 class GenerateRequest(Request):
-    prompt: str = Field(
-        default="", max_length=MAX_TEXT_CHARS, description="may be empty: generation from the start state"
-    )
+    prompt: Prompt = Field(default="", description="may be empty: generation from the start state")
     max_new_tokens: int = Field(default=200, ge=1, le=MAX_NEW_TOKENS, description="characters to generate at most")
     temperature: float = Field(default=0.8, ge=0, le=10, description="0 means greedy")
     top_k: int | None = Field(default=None, ge=1, description="sample among the k most likely characters")

@@ -33,6 +33,8 @@ def error_locs(model: type[BaseModel], data: dict[str, Any]) -> list[tuple[str |
         ({"prompt": 5}, "prompt"),
         ({"prompt": "x" * (schemas.MAX_TEXT_CHARS + 1)}, "prompt"),
         ({"unknown": 1}, "unknown"),
+        ({"prompt": "a\ud800"}, "prompt"),
+        ({"stop": ["\udfff"]}, "stop"),
     ],
 )
 def test_generate_bad_field(data: dict[str, Any], field: str) -> None:
@@ -53,6 +55,7 @@ def test_generate_defaults_allow_an_empty_prompt() -> None:
         ({"texts": ["ok", " "]}, "texts"),
         ({"texts": ["a"] * (schemas.MAX_BATCH_TEXTS + 1)}, "texts"),
         ({"text": "a", "extra": 1}, "extra"),
+        ({"text": "ok \ud83d"}, "text"),
     ],
 )
 def test_sentiment_bad_field(data: dict[str, Any], field: str) -> None:
@@ -73,6 +76,7 @@ def test_sentiment_needs_exactly_one_of_text_or_texts(data: dict[str, Any]) -> N
         ({"tokens": [""]}, "tokens"),
         ({"tokens": ["a"] * (schemas.MAX_NER_TOKENS + 1)}, "tokens"),
         ({"text": " "}, "text"),
+        ({"tokens": ["\ud800"]}, "tokens"),
     ],
 )
 def test_ner_bad_field(data: dict[str, Any], field: str) -> None:

@@ -1,0 +1,110 @@
+"""Start a real `python -m service.server` on a free port, wait for /health, and stop it the way an orchestrator
+does (SIGTERM). torch is blocked in the server's processes: importing it anywhere would fail loudly."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+TORCH_BLOCKER = 'raise ImportError("torch must not be imported by the serving process")\n'
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(artifacts: Path, workdir: Path, extra_env: dict[str, str] | None = None, wait: float = 120) -> Server:
+    blocker = workdir / "block-torch" / "torch"
+    blocker.mkdir(parents=True, exist_ok=True)
+    (blocker / "__init__.py").write_text(TORCH_BLOCKER)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RNNSERVE_", "LIT_"))}
+    env.update(
+        PYTHONPATH=os.pathsep.join([str(blocker.parent), str(REPO)]),
+        RNNSERVE_PORT=str(port),
+        RNNSERVE_ARTIFACTS=str(artifacts),
+        RNNSERVE_LOG_LEVEL="warning",
+        **(extra_env or {}),
+    )
+    log = workdir / f"server-{port}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service.server"], cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    server = Server(process, f"http://127.0.0.1:{port}", log)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{server.log_tail()}")
+        try:
+            if httpx.get(server.url + "/health", timeout=2).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.25)
+    stop_server(server)
+    raise RuntimeError(f"server not healthy after {wait}s:\n{server.log_tail()}")
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below `pid`, from /proc (Linux)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def stop_server(server: Server, timeout: float = 45) -> set[int]:
+    """SIGTERM the main process; returns the processes (main or workers) still alive after `timeout`, killed then."""
+    family = descendants(server.process.pid) | {server.process.pid}
+    server.process.send_signal(signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        server.process.wait(timeout=timeout)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(alive(p) for p in family):
+        time.sleep(0.1)
+    survivors = {p for p in family if alive(p)}
+    for pid in survivors:  # only processes this test started
+        os.kill(pid, signal.SIGKILL)
+    server.process.poll()
+    return survivors

@@ -1,0 +1,49 @@
+"""A second server with RNNSERVE_API_KEY: inference routes need the key, /health does not. Then SIGTERM must stop
+the server and every worker process it started (LitServe alone orphans them)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.service.serving import Server, alive, descendants, start_server, stop_server
+
+KEY = "s3cret-key-for-tests"
+ROUTES = {"/generate": {"prompt": "a", "max_new_tokens": 2}, "/sentiment": {"text": "good"}, "/ner": {"text": "EU"}}
+
+
+@pytest.fixture(scope="module")
+def keyed(artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    running = start_server(artifacts, tmp_path_factory.mktemp("keyed"), {"RNNSERVE_API_KEY": KEY})
+    yield running
+    if running.process.poll() is None:
+        stop_server(running)
+
+
+@pytest.mark.parametrize("path", sorted(ROUTES))
+def test_missing_or_wrong_key_is_401(keyed: Server, path: str) -> None:
+    for headers in ({}, {"X-API-Key": "wrong"}, {"Authorization": "Bearer wrong"}, {"Authorization": KEY}):
+        r = httpx.post(keyed.url + path, json=ROUTES[path], headers=headers)
+        assert r.status_code == 401, (headers, r.text)
+
+
+@pytest.mark.parametrize("path", sorted(ROUTES))
+def test_right_key_in_either_header_is_200(keyed: Server, path: str) -> None:
+    for headers in ({"X-API-Key": KEY}, {"Authorization": f"Bearer {KEY}"}):
+        assert httpx.post(keyed.url + path, json=ROUTES[path], headers=headers, timeout=30).status_code == 200
+
+
+def test_health_needs_no_key(keyed: Server) -> None:
+    assert httpx.get(keyed.url + "/health").status_code == 200
+
+
+def test_sigterm_stops_server_and_all_workers(keyed: Server) -> None:
+    workers = descendants(keyed.process.pid)
+    assert len(workers) >= 3  # three inference workers at least, plus HTTP and manager processes
+    survivors = stop_server(keyed)
+    assert survivors == set(), f"still alive after SIGTERM: {survivors}\n{keyed.log_tail()}"
+    assert keyed.process.returncode is not None
+    assert not any(alive(p) for p in workers)

@@ -1,0 +1,54 @@
+"""Dynamic batching over HTTP: 16 concurrent requests get the answers the same requests get one by one."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.service.serving import Server
+
+SENTENCES = [
+    "a gripping, funny film",
+    "bad",
+    "the plot is thin and the acting is worse , but the music is wonderful",
+    "not good",
+    "EU rejects German call to boycott British lamb.",
+    "Peter Blackburn",
+    "😀",
+    "It was the best of times, it was the worst of times.",
+]
+
+
+def requests() -> list[tuple[str, dict[str, Any]]]:
+    sentiment = [("/sentiment", {"text": s}) for s in SENTENCES] + [("/sentiment", {"texts": SENTENCES[:3]})]
+    ner = [("/ner", {"text": s}) for s in SENTENCES[:6]] + [("/ner", {"tokens": ["Japan", "beat", "Syria"]})]
+    return sentiment + ner
+
+
+def same_answer(a: Any, b: Any) -> bool:
+    """Equal structure and strings; floats equal to 1e-5 (padded batch shapes may round differently)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_answer(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_answer(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float):
+        return a == pytest.approx(b, abs=1e-5)
+    return bool(a == b)
+
+
+def test_concurrent_requests_equal_sequential(server: Server, client: httpx.Client) -> None:
+    work = requests() * 1
+    alone = [client.post(path, json=body).json() for path, body in work]
+
+    async def together() -> list[Any]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as c:
+            responses = await asyncio.gather(*(c.post(path, json=body) for path, body in work))
+        assert all(r.status_code == 200 for r in responses)
+        return [r.json() for r in responses]
+
+    for concurrent in (asyncio.run(together()), asyncio.run(together())):
+        for a, b in zip(concurrent, alone, strict=True):
+            assert same_answer(a, b), (a, b)
