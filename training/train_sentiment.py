@@ -28,6 +28,7 @@ from training.data import LabeledText, read_labeled_tsv, sst_sentence_split
 from training.export import Signature, write_checked
 from training.loop import Distributed, Schedule, fit, init_distributed, plot_history, seed_everything
 from training.models import SentimentClassifier
+from training.pretrained import init_embeddings, load_minilm, whole_words
 
 log = logging.getLogger("train_sentiment")
 LABELS = ["negative", "positive"]
@@ -51,6 +52,8 @@ class TrainConfig:
     max_rows: int | None = knob(None, "use only the first N rows (quick runs, tests)")
     cell: str = knob("torch-lstm", "recurrent cell: torch-lstm | lstm | gru | rnn")
     min_count: int = knob(1, "minimum word count to enter the vocabulary")
+    pretrained: str = knob("none", "initialise word vectors: none | minilm (all-MiniLM-L6-v2 wheel, PCA)")
+    extend_vocab: bool = knob(False, "with pretrained vectors: add the pretrained whole words to the vocabulary")
     max_tokens: int = knob(400, "longest input in words; longer texts keep their start and end")
     embed: int = knob(128, "word embedding size")
     hidden: int = knob(128, "LSTM hidden size per direction")
@@ -91,7 +94,10 @@ def main(argv: list[str] | None = None) -> None:
 
     rows = read_labeled_tsv(Path(cfg.data))[: cfg.max_rows]
     train_rows, valid_rows = sst_sentence_split(rows, cfg.valid_fraction, cfg.seed)
-    vocab = Vocab.build((w for r in train_rows for w in SentimentEncoder.words(r.text)), min_count=cfg.min_count)
+    words = [w for r in train_rows for w in SentimentEncoder.words(r.text)]
+    if cfg.pretrained == "minilm" and cfg.extend_vocab:
+        words += whole_words(load_minilm()[0]) * cfg.min_count  # every pretrained word passes min_count
+    vocab = Vocab.build(words, min_count=cfg.min_count)
     encoder = SentimentEncoder(vocab, cfg.max_tokens)
     assert vocab.pad_id is not None and vocab.unk_id is not None
     log.info("%d training rows, %d validation sentences, vocabulary %d", len(train_rows), len(valid_rows), len(vocab))
@@ -103,6 +109,13 @@ def main(argv: list[str] | None = None) -> None:
     model = SentimentClassifier(
         len(vocab), cfg.embed, cfg.hidden, cfg.layers, cfg.dropout, len(LABELS), cfg.cell, vocab.pad_id
     )
+    if cfg.pretrained == "minilm":
+        vectors, share = init_embeddings(list(vocab.tokens), cfg.embed, cfg.seed)
+        vectors[vocab.pad_id] = 0.0
+        model.embed.weight.data.copy_(torch.from_numpy(vectors))
+        log.info("pretrained vectors for %.1f%% of the vocabulary", 100 * share)
+    elif cfg.pretrained != "none":
+        raise ValueError(f"--pretrained must be none or minilm, got {cfg.pretrained!r}")
     rng = random.Random(cfg.seed)
     steps = -(-len(train) // cfg.batch_size) // dist.world
 
