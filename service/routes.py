@@ -1,18 +1,20 @@
-"""Routes that replace LitServe's defaults: POST /generate (JSON or Server-Sent Events) and GET /info.
+"""The HTTP side of the three endpoints, replacing the routes LitServe generates; LitServe keeps the rest: worker
+processes, request queues, dynamic batching, /health and the process lifecycle.
 
-Why /generate is replaced: LitServe 0.2.19 serves a streaming LitAPI as chunked JSON lines without a content
-type, and an error inside the worker ends that stream as an empty 200. Our route keeps LitServe's worker queue
-(the request goes to the same queue and worker processes, pieces come back through the same response buffer)
-but reads the stream with its status flags, so that it can:
-- answer `"stream": false` with one JSON body, and a worker error with a real HTTP status;
-- answer `"stream": true` with `text/event-stream`: one `data:` event per piece, a final event carrying
-  `finish_reason`; a failure before the first piece is an HTTP error, a failure after it an `event: error`.
-This relies on LitServer internals (`litapi_request_queues`, `response_buffer`, `data_streamer`), which is why
-litserve is pinned to 0.2.19.
+Why replace them:
+- Limits are settings, so each route validates with request models derived from them (`limited_models`), while
+  the workers receive the plain, importable classes (`to_base`).
+- LitServe 0.2.19 serves a streaming LitAPI as chunked JSON lines without a content type, and an error inside the
+  worker ends that stream as an empty 200. /generate reads the worker's stream with its status flags instead:
+  `"stream": false` gets one JSON body; `"stream": true` gets `text/event-stream`, one `data:` event per piece and
+  a final event carrying `finish_reason`; a failure before the first piece is an HTTP error, one after it an
+  `event: error`. One streaming LitAPI serves both forms, so there is one set of /generate workers.
+- LitServe's request handler logs whole requests at debug level; request text is never logged here.
+The routes put requests on the same queues as LitServe's own handlers and read the same response buffer
+(`litapi_request_queues`, `response_buffer`, `data_streamer`): internals, which is why litserve is pinned.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI must see the request models (local variables) as live objects.
 import asyncio
 import json
 import pickle
@@ -29,8 +31,20 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 from litserve.utils import LitAPIStatus, ResponseBufferItem
+from pydantic import BaseModel
 
-from service.schemas import GeneratePiece, GenerateRequest, GenerateResponse
+from service.schemas import (
+    GeneratePiece,
+    GenerateRequest,
+    GenerateResponse,
+    NerRequest,
+    NerResponse,
+    RequestModels,
+    SentimentBatchResponse,
+    SentimentRequest,
+    SentimentResponse,
+    to_base,
+)
 from service.workers import WorkerStatus
 
 
@@ -40,14 +54,34 @@ def remove_route(app: FastAPI, path: str, method: str) -> None:
     ]
 
 
-async def worker_pieces(server: ls.LitServer, api_path: str, payload: Any) -> AsyncGenerator[GeneratePiece, None]:
-    """Send one request to the LitAPI's worker queue and yield its pieces; a worker error raises HTTPException."""
-    uid, event, pieces = str(uuid.uuid4()), asyncio.Event(), deque()  # type: ignore[var-annotated]
-    server.response_buffer[uid] = ResponseBufferItem(event=event, response_queue=pieces)
+def _submit(server: ls.LitServer, api_path: str, payload: BaseModel, item: ResponseBufferItem) -> str:
+    uid = str(uuid.uuid4())
+    server.response_buffer[uid] = item  # registered before the worker can possibly answer
+    server.litapi_request_queues[api_path].put((server.app.response_queue_id, uid, time.monotonic(), payload))
+    return uid
+
+
+async def worker_answer(server: ls.LitServer, api_path: str, payload: BaseModel) -> Any:
+    """One request through a non-streaming LitAPI's queue; a worker error raises HTTPException."""
+    item = ResponseBufferItem(event=asyncio.Event())
+    uid = _submit(server, api_path, payload, item)
     try:
-        queue = server.litapi_request_queues[api_path]
-        queue.put((server.app.response_queue_id, uid, time.monotonic(), payload))
-        async for data, status in server.data_streamer(pieces, event, send_status=True):
+        await item.event.wait()
+    finally:
+        server.response_buffer.pop(uid, None)
+    data, status = item.response
+    if status == LitAPIStatus.ERROR:
+        raise _as_http_error(data)
+    return data
+
+
+async def worker_pieces(server: ls.LitServer, api_path: str, payload: BaseModel) -> AsyncGenerator[GeneratePiece, None]:
+    """One request through a streaming LitAPI's queue, piece by piece; a worker error raises HTTPException."""
+    pieces: deque[Any] = deque()
+    item = ResponseBufferItem(event=asyncio.Event(), response_queue=pieces)
+    uid = _submit(server, api_path, payload, item)
+    try:
+        async for data, status in server.data_streamer(pieces, item.event, send_status=True):
             if status == LitAPIStatus.ERROR:
                 raise _as_http_error(data)
             yield GeneratePiece.model_validate_json(data)
@@ -64,29 +98,48 @@ def _as_http_error(data: Any) -> HTTPException:
     status = getattr(data, "status_code", None)
     if isinstance(status, int):
         return HTTPException(status, str(getattr(data, "detail", "")))
-    return HTTPException(500, "generation failed (see the server log)")
+    return HTTPException(500, "the model failed on this request (see the server log)")
 
 
-def add_generate_route(server: ls.LitServer, api_path: str) -> None:
-    remove_route(server.app, api_path, "POST")
+def add_inference_routes(server: ls.LitServer, models: RequestModels) -> None:
+    for path in ("/generate", "/sentiment", "/ner"):
+        remove_route(server.app, path, "POST")
+    generate_model, sentiment_model, ner_model = models.generate, models.sentiment, models.ner
 
-    async def generate(request: GenerateRequest) -> Response:
-        pieces = worker_pieces(server, api_path, request)
+    async def generate(request: generate_model) -> Response:  # type: ignore[valid-type]
+        pieces = worker_pieces(server, "/generate", to_base(request, GenerateRequest))
         first = await anext(pieces)  # errors before the first piece are plain HTTP errors
-        if not request.stream:
+        if not request.stream:  # type: ignore[attr-defined]
             await pieces.aclose()
             return JSONResponse(GenerateResponse(**first.model_dump()).model_dump())
         return StreamingResponse(
             _sse(first, pieces), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
         )
 
-    server.app.add_api_route(
-        api_path,
+    async def sentiment(request: sentiment_model) -> Any:  # type: ignore[valid-type]
+        return await worker_answer(server, "/sentiment", to_base(request, SentimentRequest))
+
+    async def ner(request: ner_model) -> Any:  # type: ignore[valid-type]
+        return await worker_answer(server, "/ner", to_base(request, NerRequest))
+
+    app = server.app
+    app.add_api_route(
+        "/generate",
         generate,
         methods=["POST"],
         response_model=GenerateResponse,
-        summary="Generate text (JSON, or Server-Sent Events with stream=true)",
+        summary="Continue a prompt character by character (JSON, or Server-Sent Events with stream=true)",
         responses={200: {"content": {"text/event-stream": {"schema": GeneratePiece.model_json_schema()}}}},
+    )
+    app.add_api_route(
+        "/sentiment",
+        sentiment,
+        methods=["POST"],
+        response_model=SentimentResponse | SentimentBatchResponse,
+        summary="Sentiment of one text (`text`) or of several (`texts`)",
+    )
+    app.add_api_route(
+        "/ner", ner, methods=["POST"], response_model=NerResponse, summary="Named entities in `text` or `tokens`"
     )
 
 

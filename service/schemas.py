@@ -1,15 +1,19 @@
 """Request and response bodies of the HTTP contract (DESIGN.md). Every constraint lives in a Field, so a bad
 request is a 422 that names the field before any work is queued, and /openapi.json shows the limits.
 
-The limits are constants here, not environment settings: LitServe takes a route's request type from the static
-annotation of `decode_request`, and request objects travel to the spawned workers pickled by class reference.
+The classes below carry the default limits. The limits are settings (`RNNSERVE_MAX_NEW_TOKENS`, ...):
+`limited_models(limits)` derives subclasses whose Fields carry the configured limits, and the routes validate with
+those. Workers receive the plain classes (see `to_base`): request objects travel to the spawned worker processes
+pickled by class reference, so they must be of a class that every process can import.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic.fields import FieldInfo
 
 from rnntext.tokenize import tokenize
 
@@ -20,6 +24,17 @@ MAX_TOKEN_CHARS = 100  # one pre-tokenized /ner token
 MAX_NEW_TOKENS = 1000  # characters one /generate call may produce
 MAX_STOP_SEQUENCES = 4
 MAX_STOP_CHARS = 64
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_text_chars: int = MAX_TEXT_CHARS
+    max_batch_texts: int = MAX_BATCH_TEXTS
+    max_ner_tokens: int = MAX_NER_TOKENS
+    max_token_chars: int = MAX_TOKEN_CHARS
+    max_new_tokens: int = MAX_NEW_TOKENS
+    max_stop_sequences: int = MAX_STOP_SEQUENCES
+    max_stop_chars: int = MAX_STOP_CHARS
 
 
 def _not_blank(value: str) -> str:
@@ -101,6 +116,8 @@ class SentimentBatchResponse(BaseModel):
 
 
 class NerRequest(Request):
+    max_tokens: ClassVar[int] = MAX_NER_TOKENS
+
     text: Text | None = Field(default=None, description="raw text, tokenized by the server")
     tokens: list[Word] | None = Field(
         default=None,
@@ -113,8 +130,9 @@ class NerRequest(Request):
     def _exactly_one(self) -> NerRequest:
         if (self.text is None) == (self.tokens is None):
             raise ValueError("give exactly one of `text` or `tokens`")
-        if self.text is not None and len(tokenize(self.text)) > MAX_NER_TOKENS:
-            raise ValueError(f"`text` has more than {MAX_NER_TOKENS} tokens")
+        limit = type(self).max_tokens
+        if self.text is not None and len(tokenize(self.text)) > limit:
+            raise ValueError(f"`text` has more than {limit} tokens")
         return self
 
 
@@ -137,3 +155,56 @@ class NerResponse(BaseModel):
     entities: list[NerEntity]
     tokens: list[NerToken]
     model: str
+
+
+@dataclass(frozen=True)
+class RequestModels:
+    generate: type[GenerateRequest]
+    sentiment: type[SentimentRequest]
+    ner: type[NerRequest]
+
+
+def limited_models(limits: Limits) -> RequestModels:
+    """Subclasses of the request models whose Fields carry `limits` (each also a Field constraint, so /openapi.json
+    shows them and a violation is a 422 naming the field)."""
+    text = Annotated[str, Field(min_length=1, max_length=limits.max_text_chars), AfterValidator(_not_blank)]
+    word = Annotated[str, Field(min_length=1, max_length=limits.max_token_chars, pattern=r"^\S+$")]
+    stop = Annotated[str, Field(min_length=1, max_length=limits.max_stop_chars)]
+    generate = _derive(
+        GenerateRequest,
+        prompt=(Annotated[str, Field(max_length=limits.max_text_chars)], {}),
+        max_new_tokens=(int, {"ge": 1, "le": limits.max_new_tokens}),
+        stop=(list[stop], {"max_length": limits.max_stop_sequences}),
+    )
+    sentiment = _derive(
+        SentimentRequest,
+        text=(text | None, {}),
+        texts=(list[text] | None, {"min_length": 1, "max_length": limits.max_batch_texts}),
+    )
+    ner = _derive(
+        NerRequest,
+        text=(text | None, {}),
+        tokens=(list[word] | None, {"min_length": 1, "max_length": limits.max_ner_tokens}),
+    )
+    ner.max_tokens = limits.max_ner_tokens
+    return RequestModels(generate, sentiment, ner)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _derive(base: type[M], **fields: tuple[Any, dict[str, Any]]) -> type[M]:
+    """`base` with some fields redeclared: new type and constraints, same default and description."""
+    overrides: dict[str, Any] = {}
+    for name, (annotation, constraints) in fields.items():
+        info: FieldInfo = base.model_fields[name]
+        default: dict[str, Any] = (
+            {"default_factory": info.default_factory} if info.default_factory else {"default": info.default}
+        )
+        overrides[name] = (annotation, Field(**default, description=info.description, **constraints))
+    return create_model(base.__name__, __base__=base, __module__=base.__module__, **overrides)
+
+
+def to_base(request: M, base: type[M]) -> M:
+    """The same request as an instance of the plain (importable) class, without validating again."""
+    return base.model_construct(_fields_set=request.model_fields_set, **dict(request))

@@ -1,5 +1,6 @@
-"""Entry point: `python -m service.server`. One LitServer with the three LitAPIs, our /generate and /info routes,
-the API-key and body-size guard, and SIGTERM handled like SIGINT (LitServe orphans its workers on SIGTERM).
+"""Entry point: `python -m service.server`. One LitServer with the three LitAPIs (the worker side), our routes for
+the three endpoints and /info (the HTTP side, `service.routes`), the API-key, body-size and JSON guard, and SIGTERM
+handled like SIGINT (LitServe alone orphans its workers on SIGTERM).
 
 GET /health is LitServe's: 503 until every worker has loaded, checked and warmed its model, then 200 (the HTTP
 port only opens once the first worker is ready). It needs no API key.
@@ -20,7 +21,8 @@ from service.api_generate import GenerateAPI
 from service.api_ner import NerAPI
 from service.api_sentiment import SentimentAPI
 from service.middleware import GuardMiddleware
-from service.routes import add_generate_route, add_info_route, add_validation_handler
+from service.routes import add_inference_routes, add_info_route, add_validation_handler
+from service.schemas import limited_models
 from service.settings import TASKS, Settings
 from service.workers import LOG_FORMAT, WorkerStatus
 
@@ -61,7 +63,7 @@ def build_server(settings: Settings, status: WorkerStatus) -> ls.LitServer:
         middlewares=[(GuardMiddleware, guard)],
     )
     facts = manifest_facts(settings)  # read now: a missing manifest stops start-up before workers spawn
-    add_generate_route(server, "/generate")
+    add_inference_routes(server, limited_models(settings.limits()))
     add_info_route(server, lambda: facts, status)
     add_validation_handler(server.app)
     return server

@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.schemas import Limits
+
 # The repository's committed artifacts, found from this file rather than from the current directory.
 DEFAULT_ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 TASKS = ("charlm", "sentiment", "ner")
@@ -24,7 +26,14 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(default=None, description="when set, inference routes need X-API-Key or Bearer")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
-    # Limits enforced before any work is queued.
+    # Limits enforced before any work is queued (the request limits become Field constraints: 422 naming the field).
+    max_text_chars: int = Field(default=Limits.max_text_chars, ge=1, description="/sentiment, /ner text; prompt")
+    max_batch_texts: int = Field(default=Limits.max_batch_texts, ge=1, description="texts in one /sentiment request")
+    max_ner_tokens: int = Field(default=Limits.max_ner_tokens, ge=1, description="tokens in one /ner request")
+    max_token_chars: int = Field(default=Limits.max_token_chars, ge=1, description="one pre-tokenized /ner token")
+    max_new_tokens: int = Field(default=Limits.max_new_tokens, ge=1, description="largest /generate max_new_tokens")
+    max_stop_sequences: int = Field(default=Limits.max_stop_sequences, ge=0, description="/generate stop strings")
+    max_stop_chars: int = Field(default=Limits.max_stop_chars, ge=1, description="length of one stop string")
     max_body_bytes: int = Field(default=1_000_000, ge=1024, description="larger request bodies get 413")
     request_timeout: float = Field(default=60.0, gt=0, description="seconds a request may wait in a worker queue")
 
@@ -57,3 +66,14 @@ class Settings(BaseSettings):
 
     def artifact_dir(self, task: str) -> Path:
         return self.artifacts / task
+
+    def limits(self) -> Limits:
+        return Limits(
+            max_text_chars=self.max_text_chars,
+            max_batch_texts=self.max_batch_texts,
+            max_ner_tokens=self.max_ner_tokens,
+            max_token_chars=self.max_token_chars,
+            max_new_tokens=self.max_new_tokens,
+            max_stop_sequences=self.max_stop_sequences,
+            max_stop_chars=self.max_stop_chars,
+        )

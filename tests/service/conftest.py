@@ -10,10 +10,13 @@ import pytest
 
 from tests.service.serving import Server, start_server, stop_server
 
+# Limits set through the environment, as an operator would: the routes must enforce these, not the defaults.
+LIMITS = {"RNNSERVE_MAX_NEW_TOKENS": "300", "RNNSERVE_MAX_BATCH_TEXTS": "8", "RNNSERVE_MAX_STOP_SEQUENCES": "2"}
+
 
 @pytest.fixture(scope="session")
 def server(artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = start_server(artifacts, tmp_path_factory.mktemp("server"))
+    running = start_server(artifacts, tmp_path_factory.mktemp("server"), LIMITS)
     yield running
     stop_server(running)
 

@@ -99,8 +99,9 @@ def test_ner_contract_text_and_tokens(client: httpx.Client) -> None:
         ("/generate", {"temperature": -1}, "temperature"),
         ("/generate", {"top_p": 0}, "top_p"),
         ("/generate", {"top_k": 0}, "top_k"),
-        ("/generate", {"max_new_tokens": schemas.MAX_NEW_TOKENS + 1}, "max_new_tokens"),
-        ("/generate", {"stop": ["a"] * (schemas.MAX_STOP_SEQUENCES + 1)}, "stop"),
+        ("/generate", {"max_new_tokens": 301}, "max_new_tokens"),  # RNNSERVE_MAX_NEW_TOKENS=300
+        ("/generate", {"stop": ["a", "b", "c"]}, "stop"),  # RNNSERVE_MAX_STOP_SEQUENCES=2
+        ("/sentiment", {"texts": ["a"] * 9}, "texts"),  # RNNSERVE_MAX_BATCH_TEXTS=8
         ("/generate", {"prompt": "x", "bogus": 1}, "bogus"),
         ("/sentiment", {"text": "   "}, "text"),
         ("/sentiment", {"text": 3}, "text"),
@@ -168,4 +169,4 @@ def test_openapi_documents_the_routes(client: httpx.Client) -> None:
     spec = client.get("/openapi.json").json()
     assert {"/generate", "/sentiment", "/ner"} <= set(spec["paths"])
     generate = spec["components"]["schemas"]["GenerateRequest"]["properties"]
-    assert generate["max_new_tokens"]["maximum"] == schemas.MAX_NEW_TOKENS
+    assert generate["max_new_tokens"]["maximum"] == 300  # the configured limit, not the default

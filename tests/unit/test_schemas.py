@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 import pytest
@@ -88,3 +89,33 @@ def test_ner_exactly_one_and_token_limit() -> None:
         NerRequest.model_validate({"text": "a", "tokens": ["a"]})
     with pytest.raises(ValidationError, match=f"more than {schemas.MAX_NER_TOKENS} tokens"):
         NerRequest(text="a " * (schemas.MAX_NER_TOKENS + 1))
+
+
+def test_limited_models_enforce_configured_limits_as_field_constraints() -> None:
+    models = schemas.limited_models(
+        schemas.Limits(max_new_tokens=5, max_batch_texts=2, max_ner_tokens=3, max_stop_sequences=1, max_text_chars=20)
+    )
+    assert any(loc[0] == "max_new_tokens" for loc in error_locs(models.generate, {"max_new_tokens": 6}))
+    assert any(loc[0] == "stop" for loc in error_locs(models.generate, {"stop": ["a", "b"]}))
+    assert any(loc[0] == "texts" for loc in error_locs(models.sentiment, {"texts": ["a", "b", "c"]}))
+    assert any(loc[0] == "text" for loc in error_locs(models.sentiment, {"text": "x" * 21}))
+    assert any(loc[0] == "tokens" for loc in error_locs(models.ner, {"tokens": ["a"] * 4}))
+    with pytest.raises(ValidationError, match="more than 3 tokens"):
+        models.ner(text="a b c d")
+    # the rules of the plain classes still hold, and their defaults are untouched
+    assert any(loc[0] == "temperature" for loc in error_locs(models.generate, {"temperature": -1}))
+    with pytest.raises(ValidationError, match="exactly one"):
+        models.sentiment()
+    assert NerRequest(text="a b c d").text == "a b c d"
+    schema = models.generate.model_json_schema()["properties"]
+    assert schema["max_new_tokens"]["maximum"] == 5 and schema["stop"]["maxItems"] == 1
+    assert schema["max_new_tokens"]["description"] == GenerateRequest.model_fields["max_new_tokens"].description
+
+
+def test_to_base_gives_the_plain_picklable_class() -> None:
+    models = schemas.limited_models(schemas.Limits(max_batch_texts=3))
+    request = models.sentiment(texts=["good", "bad"])
+    plain = schemas.to_base(request, SentimentRequest)
+    assert type(plain) is SentimentRequest and plain.all_texts() == ["good", "bad"]
+    assert pickle.loads(pickle.dumps(plain)) == plain
+    assert schemas.to_base(models.generate(prompt="x"), GenerateRequest).stop == []
