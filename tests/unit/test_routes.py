@@ -1,0 +1,127 @@
+"""service.routes without worker processes: a fake LitServer whose queue answers with scripted worker messages,
+so the error paths (which a healthy model never takes) are tested over the real FastAPI routes."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import litserve as ls
+import pytest
+from fastapi import FastAPI, HTTPException
+from fastapi.testclient import TestClient
+from litserve.utils import LitAPIStatus, ResponseBufferItem
+
+from service.routes import add_inference_routes, add_validation_handler
+from service.schemas import GeneratePiece, Limits, SentimentRequest, SentimentResponse, limited_models
+
+Message = tuple[Any, str]
+
+
+def piece(text: str, finish: str | None = None) -> Message:
+    final = {"finish_reason": finish, "generated_tokens": 3, "model": "m@1"} if finish else {}
+    return GeneratePiece(text=text, **final).model_dump_json() + "\n", LitAPIStatus.OK  # type: ignore[arg-type]
+
+
+@dataclass
+class ScriptedQueue:
+    """Stands in for a worker: answers each request with the next scripted list of messages."""
+
+    server: FakeServer
+    streaming: bool
+    payloads: list[Any] = field(default_factory=list)
+
+    def put(self, request: tuple[int, str, float, Any]) -> None:
+        _, uid, _, payload = request
+        self.payloads.append(payload)
+        item: ResponseBufferItem = self.server.response_buffer[uid]
+        messages = self.server.script.pop(0)
+        if self.streaming:
+            assert item.response_queue is not None
+            item.response_queue.extend([*messages, ("", LitAPIStatus.FINISH_STREAMING)])
+        else:
+            item.response = messages[0]
+        item.event.set()
+
+
+class FakeServer:
+    data_streamer = staticmethod(ls.LitServer.data_streamer)
+
+    def __init__(self) -> None:
+        self.app = FastAPI()
+        self.app.response_queue_id = 0  # type: ignore[attr-defined]
+        self.response_buffer: dict[str, ResponseBufferItem] = {}
+        self.script: list[list[Message]] = []
+        self.litapi_request_queues = {
+            "/generate": ScriptedQueue(self, streaming=True),
+            "/sentiment": ScriptedQueue(self, streaming=False),
+            "/ner": ScriptedQueue(self, streaming=False),
+        }
+        add_inference_routes(self, limited_models(Limits(max_new_tokens=10)))  # type: ignore[arg-type]
+        add_validation_handler(self.app)
+
+
+@pytest.fixture
+def fake() -> Iterator[tuple[FakeServer, TestClient]]:
+    server = FakeServer()
+    with TestClient(server.app) as client:
+        yield server, client
+
+
+def test_streamed_pieces_become_server_sent_events(fake: tuple[FakeServer, TestClient]) -> None:
+    server, client = fake
+    server.script.append([piece("ab"), piece("c", "length")])
+    r = client.post("/generate", json={"prompt": "x", "max_new_tokens": 3, "stream": True})
+    assert r.headers["content-type"].startswith("text/event-stream")
+    assert r.text.split("\n\n")[:2] == [
+        'data: {"text":"ab"}',
+        'data: {"text":"c","finish_reason":"length","generated_tokens":3,"model":"m@1"}',
+    ]
+    assert type(server.litapi_request_queues["/generate"].payloads[0]).__module__ == "service.schemas"
+    assert server.response_buffer == {}  # cleaned up
+
+
+def test_error_after_the_first_piece_is_an_error_event(fake: tuple[FakeServer, TestClient]) -> None:
+    server, client = fake
+    server.script.append([piece("ab"), (pickle.dumps(RuntimeError("boom")), LitAPIStatus.ERROR)])
+    r = client.post("/generate", json={"prompt": "x", "stream": True})
+    assert r.status_code == 200
+    assert r.text.endswith('event: error\ndata: {"status": 500, "detail": "the model failed on this request (see the '
+                           'server log)"}\n\n')  # fmt: skip
+    assert "boom" not in r.text
+
+
+def test_error_before_the_first_piece_is_an_http_error(fake: tuple[FakeServer, TestClient]) -> None:
+    server, client = fake
+    server.script.append([(HTTPException(504, "Request timed out"), LitAPIStatus.ERROR)])
+    r = client.post("/generate", json={"prompt": "x", "stream": True})
+    assert r.status_code == 504 and r.json() == {"detail": "Request timed out"}
+    server.script.append([(pickle.dumps(ValueError("x")), LitAPIStatus.ERROR)])
+    assert client.post("/generate", json={"prompt": "x"}).status_code == 500
+
+
+def test_plain_generate_is_one_json_body(fake: tuple[FakeServer, TestClient]) -> None:
+    server, client = fake
+    server.script.append([piece("abc", "stop")])
+    r = client.post("/generate", json={"prompt": "x"})
+    assert r.json() == {"text": "abc", "finish_reason": "stop", "generated_tokens": 3, "model": "m@1"}
+
+
+def test_regular_routes_pass_the_worker_answer_or_its_error(fake: tuple[FakeServer, TestClient]) -> None:
+    server, client = fake
+    answer = SentimentResponse(label="positive", score=0.9, scores={"negative": 0.1, "positive": 0.9}, model="m@1")
+    server.script.append([(answer, LitAPIStatus.OK)])
+    assert client.post("/sentiment", json={"text": "good"}).json() == answer.model_dump()
+    assert type(server.litapi_request_queues["/sentiment"].payloads[0]) is SentimentRequest
+    server.script.append([(pickle.dumps(KeyError("secret text")), LitAPIStatus.ERROR)])
+    r = client.post("/ner", json={"text": "EU"})
+    assert r.status_code == 500 and "secret text" not in r.text
+
+
+def test_configured_limit_and_validation_errors_without_echo(fake: tuple[FakeServer, TestClient]) -> None:
+    _, client = fake
+    r = client.post("/generate", json={"prompt": "private words", "max_new_tokens": 11})
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"] == ["body", "max_new_tokens"] and "private words" not in r.text
