@@ -62,14 +62,8 @@ class OnnxModel:
 
     @classmethod
     def load(cls, directory: Path, *, device: Device = "auto", threads: int = 1) -> OnnxModel:
-        manifest = Manifest.read(directory)
+        manifest, encoder = verify_files(directory)
         model_path = directory / manifest.model_file
-        if not model_path.is_file():
-            raise ArtifactError(f"{model_path}: model file named by the manifest does not exist")
-        actual = file_sha256(model_path)
-        if actual != manifest.sha256:
-            raise ArtifactError(f"{model_path}: sha256 check failed: manifest says {manifest.sha256}, file is {actual}")
-        encoder = load_encoder(directory, manifest)
         session = ort.InferenceSession(
             str(model_path),
             sess_options=session_options(threads),
@@ -108,6 +102,19 @@ class OnnxModel:
             "providers": self.providers,
             "threads": self.threads,
         }
+
+
+def verify_files(directory: Path) -> tuple[Manifest, Encoder]:
+    """The checks that need no session (cheap enough for the main process before any worker starts): the manifest
+    parses, the model file exists with the manifest's sha256, the vocabulary builds the task's encoder."""
+    manifest = Manifest.read(directory)
+    model_path = directory / manifest.model_file
+    if not model_path.is_file():
+        raise ArtifactError(f"{model_path}: model file named by the manifest does not exist")
+    actual = file_sha256(model_path)
+    if actual != manifest.sha256:
+        raise ArtifactError(f"{model_path}: sha256 check failed: manifest says {manifest.sha256}, file is {actual}")
+    return manifest, load_encoder(directory, manifest)
 
 
 def check_io(path: Path, manifest: Manifest, session: ort.InferenceSession) -> None:

@@ -16,12 +16,12 @@ from typing import Any
 
 import litserve as ls
 
-from rnntext.manifest import Manifest
 from service.api_generate import GenerateAPI
 from service.api_ner import NerAPI
 from service.api_sentiment import SentimentAPI
 from service.middleware import GuardMiddleware
 from service.routes import add_inference_routes, add_info_route, add_validation_handler
+from service.runtime import ArtifactError, verify_files
 from service.schemas import limited_models
 from service.settings import TASKS, Settings
 from service.workers import LOG_FORMAT, WorkerStatus
@@ -30,9 +30,12 @@ logger = logging.getLogger(__name__)
 
 
 def manifest_facts(settings: Settings) -> list[dict[str, Any]]:
+    """Every artifact's file checks (manifest, sha256, vocabulary), run before any worker starts; facts for /info."""
     facts = []
     for task in TASKS:
-        m = Manifest.read(settings.artifact_dir(task))
+        m, _ = verify_files(settings.artifact_dir(task))
+        if m.task != task:
+            raise ArtifactError(f"{settings.artifact_dir(task) / 'manifest.json'}: task check failed: says {m.task!r}")
         facts.append(
             {
                 "task": task,
@@ -48,6 +51,7 @@ def manifest_facts(settings: Settings) -> list[dict[str, Any]]:
 
 
 def build_server(settings: Settings, status: WorkerStatus) -> ls.LitServer:
+    facts = manifest_facts(settings)  # a bad artifact stops start-up here, before any worker process starts
     apis: list[ls.LitAPI] = [GenerateAPI(settings, status), SentimentAPI(settings, status), NerAPI(settings, status)]
     api_key = settings.api_key.get_secret_value() if settings.api_key else None
     guard = {"protected": [a.api_path for a in apis], "api_key": api_key, "max_body_bytes": settings.max_body_bytes}
@@ -62,7 +66,6 @@ def build_server(settings: Settings, status: WorkerStatus) -> ls.LitServer:
         timeout=settings.request_timeout,
         middlewares=[(GuardMiddleware, guard)],
     )
-    facts = manifest_facts(settings)  # read now: a missing manifest stops start-up before workers spawn
     add_inference_routes(server, limited_models(settings.limits()))
     add_info_route(server, lambda: facts, status)
     add_validation_handler(server.app)
@@ -75,7 +78,11 @@ def main() -> None:
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # shut down like Ctrl+C: workers are stopped too
     manager: SyncManager = mp.get_context("spawn").Manager()
     try:
-        server = build_server(settings, manager.dict())
+        try:
+            server = build_server(settings, manager.dict())
+        except (ArtifactError, ValueError, OSError) as err:
+            logger.error("cannot serve: %s", err)
+            raise SystemExit(1) from None
         logger.info(
             "serving %s on %s:%d, %d ORT threads per worker",
             settings.artifacts,

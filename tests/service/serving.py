@@ -86,6 +86,18 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
+def processes_with_env(name: str, value: str) -> set[int]:
+    """Live processes whose environment holds name=value: finds workers even after they were orphaned."""
+    wanted, found = f"{name}={value}".encode(), set()
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if wanted in environ.read_bytes().split(b"\0") and alive(int(environ.parent.name)):
+                found.add(int(environ.parent.name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
 def alive(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.service.serving import Server, alive, descendants, start_server, stop_server
+from tests.service.serving import Server, alive, descendants, processes_with_env, start_server, stop_server
 
 KEY = "s3cret-key-for-tests"
 ROUTES = {"/generate": {"prompt": "a", "max_new_tokens": 2}, "/sentiment": {"text": "good"}, "/ner": {"text": "EU"}}
@@ -47,3 +47,4 @@ def test_sigterm_stops_server_and_all_workers(keyed: Server) -> None:
     assert survivors == set(), f"still alive after SIGTERM: {survivors}\n{keyed.log_tail()}"
     assert keyed.process.returncode is not None
     assert not any(alive(p) for p in workers)
+    assert not processes_with_env("RNNSERVE_PORT", keyed.url.rsplit(":", 1)[1])  # orphans included
