@@ -1,10 +1,13 @@
 """Character generation with the stateful char LM: the whole prompt in ONE onnxruntime call (prefill), then one
 call per new character that carries the LSTM state, so each character costs the same whatever the prompt length.
 
-Concurrent generations are not stepped together as one batch: each worker runs one generation at a time (more
-workers give more concurrency). Batching them would need continuous batching (requests joining and leaving a
-running batch), which LitServe 0.2.19's streaming loop does not offer; its static batched streaming loop makes a
-new request wait for the longest running one.
+Concurrent generations are not stepped together as one batch: each worker runs one generation at a time, and
+more workers (RNNSERVE_WORKERS_GENERATE) give more concurrency. Batching them would need continuous batching
+(requests joining and leaving a running batch). LitServe 0.2.19's static batched streaming loop makes a new
+request wait for the longest running one; its ContinuousBatchingLoop spins a core while idle (`run` returns at
+once without active requests and is called again after `sleep(0)`), calls `add_request` on the event loop thread
+while `step` runs on another thread, and would make a seeded text depend on which other requests shared its
+batch (float round-off differs with the batch shape). Not clean enough to take on here.
 """
 
 from __future__ import annotations
