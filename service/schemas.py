@@ -131,8 +131,11 @@ class NerRequest(Request):
         if (self.text is None) == (self.tokens is None):
             raise ValueError("give exactly one of `text` or `tokens`")
         limit = type(self).max_tokens
-        if self.text is not None and len(tokenize(self.text)) > limit:
+        count = len(tokenize(self.text)) if self.text is not None else 1
+        if count > limit:
             raise ValueError(f"`text` has more than {limit} tokens")
+        if count == 0:  # cannot happen for non-blank text; the model must never see a zero-length sequence
+            raise ValueError("`text` has no tokens")
         return self
 
 
