@@ -13,6 +13,7 @@ import struct
 from pathlib import Path
 
 import numpy as np
+import torch
 
 EMBEDDINGS = "embeddings.word_embeddings.weight"
 
@@ -90,3 +91,19 @@ def init_embeddings(words: list[str], dim: int, seed: int, std: float = 1.0) -> 
     rng = np.random.default_rng(seed)
     reduced[~found] = rng.normal(0.0, std, size=(int((~found).sum()), dim))
     return reduced.astype(np.float32), float(found.mean())
+
+
+def vocabulary_words(words: list[str], extend: bool) -> list[str]:
+    """Training words, plus (when `extend`) every pretrained whole word, so that words never seen in training
+    but known to the pretrained model still get a meaningful vector."""
+    return words + whole_words(load_minilm()[0]) if extend else words
+
+
+def initialise(embedding: torch.nn.Embedding, tokens: list[str], pad_id: int | None, seed: int) -> float:
+    """Overwrite an embedding table with pretrained vectors (PCA to its width); returns the share covered."""
+    vectors, share = init_embeddings(tokens, embedding.embedding_dim, seed)
+    if pad_id is not None:
+        vectors[pad_id] = 0.0
+    with torch.no_grad():
+        embedding.weight.copy_(torch.from_numpy(vectors))
+    return share

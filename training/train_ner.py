@@ -29,6 +29,7 @@ from training.data import TaggedSentence, read_conll
 from training.export import Signature, write_checked
 from training.loop import Distributed, Schedule, fit, init_distributed, plot_history, seed_everything
 from training.models import NerTagger
+from training.pretrained import initialise, vocabulary_words
 
 log = logging.getLogger("train_ner")
 TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-MISC", "I-MISC"]
@@ -56,6 +57,8 @@ class TrainConfig:
     runs: str = knob("runs", "directory for the best checkpoint (not committed)")
     max_sentences: int | None = knob(None, "use only the first N sentences of each file (quick runs, tests)")
     cell: str = knob("torch-lstm", "recurrent cell: torch-lstm | lstm | gru | rnn")
+    pretrained: str = knob("none", "initialise word vectors: none | minilm (all-MiniLM-L6-v2 wheel, PCA)")
+    extend_vocab: bool = knob(False, "with pretrained vectors: add the pretrained whole words to the vocabulary")
     max_word_chars: int = knob(24, "characters per word seen by the character CNN (prefix + suffix of longer words)")
     word_embed: int = knob(100, "word embedding size")
     char_embed: int = knob(30, "character embedding size")
@@ -107,8 +110,11 @@ def main(argv: list[str] | None = None) -> None:
 
     train_sents = read_conll(Path(cfg.train))[: cfg.max_sentences]
     valid_sents = read_conll(Path(cfg.valid))[: cfg.max_sentences]
+    if cfg.pretrained not in ("none", "minilm"):
+        raise ValueError(f"--pretrained must be none or minilm, got {cfg.pretrained!r}")
+    extend = cfg.pretrained == "minilm" and cfg.extend_vocab
     encoder = NerEncoder(
-        Vocab.build(NerEncoder.word_key(w) for s in train_sents for w in s.words),
+        Vocab.build(vocabulary_words([NerEncoder.word_key(w) for s in train_sents for w in s.words], extend)),
         Vocab.build(c for s in train_sents for w in s.words for c in w),
         cfg.max_word_chars,
     )
@@ -139,6 +145,9 @@ def main(argv: list[str] | None = None) -> None:
         encoder.words.pad_id or 0,
         encoder.chars.pad_id or 0,
     )
+    if cfg.pretrained == "minilm":
+        share = initialise(model.word_embed, list(encoder.words.tokens), encoder.words.pad_id, cfg.seed)
+        log.info("pretrained vectors for %.1f%% of the vocabulary", 100 * share)
     rng = random.Random(cfg.seed)
     steps = -(-len(train) // cfg.batch_size) // dist.world
 
@@ -198,6 +207,7 @@ def export(model, encoder, cfg, result, valid, valid_sents) -> None:  # type: ig
         ),
         encoder={"max_word_chars": cfg.max_word_chars},
         architecture={
+            "pretrained": cfg.pretrained,
             "cell": cfg.cell,
             "word_embed": cfg.word_embed,
             "char_embed": cfg.char_embed,

@@ -28,7 +28,7 @@ from training.data import LabeledText, read_labeled_tsv, sst_sentence_split
 from training.export import Signature, write_checked
 from training.loop import Distributed, Schedule, fit, init_distributed, plot_history, seed_everything
 from training.models import SentimentClassifier
-from training.pretrained import init_embeddings, load_minilm, whole_words
+from training.pretrained import initialise, vocabulary_words
 
 log = logging.getLogger("train_sentiment")
 LABELS = ["negative", "positive"]
@@ -95,9 +95,8 @@ def main(argv: list[str] | None = None) -> None:
     rows = read_labeled_tsv(Path(cfg.data))[: cfg.max_rows]
     train_rows, valid_rows = sst_sentence_split(rows, cfg.valid_fraction, cfg.seed)
     words = [w for r in train_rows for w in SentimentEncoder.words(r.text)]
-    if cfg.pretrained == "minilm" and cfg.extend_vocab:
-        words += whole_words(load_minilm()[0]) * cfg.min_count  # every pretrained word passes min_count
-    vocab = Vocab.build(words, min_count=cfg.min_count)
+    extend = cfg.pretrained == "minilm" and cfg.extend_vocab
+    vocab = Vocab.build(vocabulary_words(words, extend), min_count=cfg.min_count)
     encoder = SentimentEncoder(vocab, cfg.max_tokens)
     assert vocab.pad_id is not None and vocab.unk_id is not None
     log.info("%d training rows, %d validation sentences, vocabulary %d", len(train_rows), len(valid_rows), len(vocab))
@@ -110,9 +109,7 @@ def main(argv: list[str] | None = None) -> None:
         len(vocab), cfg.embed, cfg.hidden, cfg.layers, cfg.dropout, len(LABELS), cfg.cell, vocab.pad_id
     )
     if cfg.pretrained == "minilm":
-        vectors, share = init_embeddings(list(vocab.tokens), cfg.embed, cfg.seed)
-        vectors[vocab.pad_id] = 0.0
-        model.embed.weight.data.copy_(torch.from_numpy(vectors))
+        share = initialise(model.embed, list(vocab.tokens), vocab.pad_id, cfg.seed)
         log.info("pretrained vectors for %.1f%% of the vocabulary", 100 * share)
     elif cfg.pretrained != "none":
         raise ValueError(f"--pretrained must be none or minilm, got {cfg.pretrained!r}")
@@ -189,6 +186,7 @@ def export(model, vocab, cfg, result, valid, valid_rows) -> None:  # type: ignor
         ),
         encoder={"max_tokens": cfg.max_tokens},
         architecture={
+            "pretrained": cfg.pretrained,
             "cell": cfg.cell,
             "embed": cfg.embed,
             "hidden": cfg.hidden,
