@@ -32,6 +32,7 @@ from training.models import NerTagger
 from training.pretrained import initialise, vocabulary_words
 
 log = logging.getLogger("train_ner")
+TYPES = ["PER", "LOC", "ORG", "MISC"]
 TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-MISC", "I-MISC"]
 
 
@@ -245,10 +246,15 @@ def export(model, encoder, cfg, result, valid, valid_sents) -> None:  # type: ig
         {
             "Validation": "Entity-level scores (exact match, conlleval) on CoNLL-2003's validation file, decoded with "
             "BIO-constrained Viterbi as the service does. Test F1 usually runs 3-4 points below.\n\n" + table,
-            "Known weaknesses": "No pretrained embeddings: rare names are recognised from their spelling and "
-            "context alone. "
-            "Trained on 1996-97 Reuters news: other genres, lower-cased text and social media "
-            "(WNUT-style) score markedly lower. MISC is the weakest type.",
+            "Known weaknesses": (
+                "No pretrained embeddings: rare names are recognised from their spelling and context alone. "
+                if cfg.pretrained == "none"
+                else "Word vectors start from all-MiniLM-L6-v2's (uncased) input embeddings, so case comes from the "
+                "character CNN alone. "
+            )
+            + "Trained on 1996-97 Reuters news: other genres, lower-cased text and social media "
+            "(WNUT-style) score markedly lower. "
+            + f"The weakest type on validation is {min(TYPES, key=lambda t: scores[t]['f1'])}.",
         },
     )
     log.info("wrote %s (valid F1 %.2f, parity %.2g)", out, scores["overall"]["f1"], parity.max_abs_diff)
