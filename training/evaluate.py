@@ -1,0 +1,101 @@
+"""Score a committed artifact on a data file through onnxruntime, exactly as served (no torch needed).
+
+    python -m training.evaluate artifacts/sentiment ../shared/data/imdb/train.tsv --limit=2000
+    python -m training.evaluate artifacts/ner ../shared/data/conll2003/valid.txt
+    python -m training.evaluate artifacts/charlm ../shared/data/tinyshakespeare/train.txt --tail=0.1
+
+Only ever point it at training or validation files: the held-out judges stay unseen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from rnntext.artifact import load_encoder
+from rnntext.encoders import CharEncoder, NerEncoder, SentimentEncoder, pad
+from rnntext.manifest import Manifest
+from rnntext.tags import allowed_transitions, constrained_decode, entity_scores
+from training.data import read_conll, read_labeled_tsv
+
+
+def evaluate_sentiment(
+    session: ort.InferenceSession, encoder: SentimentEncoder, path: Path, limit: int | None, seed: int, batch: int = 64
+) -> dict[str, float]:
+    rows = read_labeled_tsv(path)
+    if limit is not None and limit < len(rows):
+        rows = random.Random(seed).sample(rows, limit)
+    correct = 0
+    pad_id = encoder.vocab.pad_id or 0
+    for i in range(0, len(rows), batch):
+        chunk = rows[i : i + batch]
+        tokens, lengths = pad([encoder.encode(r.text) for r in chunk], pad_id)
+        (probs,) = session.run(None, {"tokens": tokens, "lengths": lengths})
+        correct += int((probs.argmax(1) == np.array([r.label for r in chunk])).sum())
+    return {"accuracy": 100.0 * correct / len(rows), "examples": len(rows)}
+
+
+def evaluate_ner(
+    session: ort.InferenceSession, encoder: NerEncoder, tags: list[str], path: Path, batch: int = 64
+) -> dict[str, float]:
+    sentences = read_conll(path)
+    allowed = allowed_transitions(tags)
+    predicted = []
+    for i in range(0, len(sentences), batch):
+        features = [encoder.encode(s.words) for s in sentences[i : i + batch]]
+        words, lengths = pad([f.words for f in features], encoder.words.pad_id or 0)
+        chars, _ = pad([f.chars for f in features], encoder.chars.pad_id or 0)
+        (log_probs,) = session.run(None, {"words": words, "chars": chars, "lengths": lengths})
+        predicted += [
+            [tags[t] for t in constrained_decode(lp[:n], allowed)] for lp, n in zip(log_probs, lengths, strict=True)
+        ]
+    scores = entity_scores([s.tags for s in sentences], predicted)
+    return {"f1": scores["overall"]["f1"], **{f"f1_{k}": v["f1"] for k, v in scores.items() if k != "overall"}}
+
+
+def evaluate_charlm(
+    session: ort.InferenceSession, encoder: CharEncoder, manifest: Manifest, path: Path, tail: float, chunk: int = 256
+) -> dict[str, float]:
+    text = path.read_text(encoding="utf-8")
+    ids = encoder.encode(text[int(len(text) * (1 - tail)) :])
+    layers, hidden = manifest.architecture["layers"], manifest.architecture["hidden"]
+    h = c = np.zeros((layers, 1, hidden), np.float32)
+    total = 0.0
+    for start in range(0, len(ids) - 1, chunk):
+        piece = ids[start : start + chunk + 1]
+        logits, h, c = session.run(None, {"tokens": piece[None, :-1], "h0": h, "c0": c})
+        logits = logits[0] - logits[0].max(axis=1, keepdims=True)
+        log_probs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        total -= float(log_probs[np.arange(len(piece) - 1), piece[1:]].sum())
+    loss = total / (len(ids) - 1)
+    return {"loss": loss, "bits_per_char": loss / math.log(2), "chars": len(ids)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("artifact", type=Path, help="artifact directory (artifacts/<task>)")
+    parser.add_argument("data", type=Path, help="TSV (sentiment), CoNLL (ner) or text (charlm)")
+    parser.add_argument("--limit", type=int, default=None, help="sentiment: score a seeded sample of N rows")
+    parser.add_argument("--tail", type=float, default=1.0, help="charlm: score the last share of the text")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    manifest = Manifest.read(args.artifact)
+    encoder = load_encoder(args.artifact, manifest)
+    session = ort.InferenceSession(str(args.artifact / manifest.model_file), providers=["CPUExecutionProvider"])
+    if isinstance(encoder, SentimentEncoder):
+        result = evaluate_sentiment(session, encoder, args.data, args.limit, args.seed)
+    elif isinstance(encoder, NerEncoder):
+        result = evaluate_ner(session, encoder, manifest.tags or [], args.data)
+    else:
+        result = evaluate_charlm(session, encoder, manifest, args.data, args.tail)
+    print(json.dumps({"model": manifest.model_id, "data": args.data.name, **result}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
