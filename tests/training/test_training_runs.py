@@ -137,6 +137,7 @@ def test_torchrun_two_ranks_end_with_the_same_weights(data_dir: Path, tmp_path: 
         "--hidden=16",
         "--epochs=1",
         "--save-rank-weights=true",
+        "--pretrained=none",
     ]
     subprocess.run(cmd, cwd=REPO, env=env, check=True, timeout=300, capture_output=True)
     rank0 = torch.load(tmp_path / "sentiment" / "final-rank0.pt")
