@@ -50,6 +50,7 @@ def test_charlm_short_run_learns_and_exports(data_dir: Path, tmp_path: Path) -> 
             "--seq-len=64",
             "--batch-size=16",
             "--epochs=2",
+            "--pretrained=none",
             "--steps-per-epoch=40",
             "--lr=1e-2",
         ]
@@ -113,6 +114,7 @@ def test_from_scratch_cell_trains_and_exports(data_dir: Path, tmp_path: Path) ->
             "--hidden=16",
             "--epochs=1",
             "--cell=gru",
+            "--pretrained=none",
         ]
     )
     assert check_artifact(out, "sentiment").architecture["cell"] == "gru"
