@@ -50,7 +50,6 @@ def test_charlm_short_run_learns_and_exports(data_dir: Path, tmp_path: Path) -> 
             "--seq-len=64",
             "--batch-size=16",
             "--epochs=2",
-            "--pretrained=none",
             "--steps-per-epoch=40",
             "--lr=1e-2",
         ]
@@ -71,6 +70,7 @@ def test_sentiment_short_run_learns_and_exports(data_dir: Path, tmp_path: Path) 
             "--embed=32",
             "--hidden=32",
             "--epochs=2",
+            "--pretrained=none",
         ]
     )
     manifest = check_artifact(out, "sentiment")
