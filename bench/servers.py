@@ -1,0 +1,143 @@
+"""Start a server under test as a child process, time it to a ready /health, measure its processes, stop it.
+
+Three kinds, each a command line: ours (`python -m service.server`), baseline (a) FastAPI + uvicorn + PyTorch
+(`python -m bench.baseline_fastapi`) and baseline (b) LitServe + PyTorch (`python -m bench.baseline_litserve_torch`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+COMMANDS = {
+    "ours": [sys.executable, "-m", "service.server"],
+    "fastapi-torch": [sys.executable, "-m", "bench.baseline_fastapi"],
+    "litserve-torch": [sys.executable, "-m", "bench.baseline_litserve_torch"],
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def health(port: int, timeout: float = 2.0) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", "/health")
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+@dataclass
+class Running:
+    kind: str
+    process: subprocess.Popen[bytes]
+    port: int
+    startup_s: float
+    log: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def pids(self) -> list[int]:
+        return [self.process.pid, *sorted(descendants(self.process.pid))]
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def start(kind: str, env: dict[str, str], logdir: Path, wait: float = 120.0) -> Running:
+    """Start the server and poll /health every 20 ms: start-up time is process start -> first 200."""
+    port = free_port()
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("RNNSERVE_", "LIT_"))}
+    full_env.update(env)
+    full_env.update(RNNSERVE_PORT=str(port), RNNSERVE_LOG_LEVEL="warning", PYTHONPATH=str(REPO))
+    logdir.mkdir(parents=True, exist_ok=True)
+    log = logdir / f"{kind}-{port}.log"
+    t0 = time.perf_counter()
+    with log.open("wb") as out:
+        process = subprocess.Popen(COMMANDS[kind], cwd=REPO, env=full_env, stdout=out, stderr=subprocess.STDOUT)
+    running = Running(kind, process, port, 0.0, log, env)
+    while time.perf_counter() - t0 < wait:
+        if process.poll() is not None:
+            raise RuntimeError(f"{kind} exited with {process.returncode}:\n{running.log_tail()}")
+        with contextlib.suppress(OSError):
+            if health(port) == 200:
+                running.startup_s = time.perf_counter() - t0
+                return running
+        time.sleep(0.02)
+    stop(running)
+    raise RuntimeError(f"{kind} not healthy after {wait}s:\n{running.log_tail()}")
+
+
+def stop(running: Running, wait: float = 20.0) -> None:
+    """SIGINT (LitServe stops its workers on it), then SIGKILL for anything of this tree still alive."""
+    pids = running.pids()
+    if running.process.poll() is None:
+        running.process.send_signal(signal.SIGINT)
+        try:
+            running.process.wait(wait)
+        except subprocess.TimeoutExpired:
+            running.process.kill()
+            running.process.wait(5)
+    for pid in pids[1:]:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+@dataclass
+class Memory:
+    processes: int
+    rss_mb: float  # sum of resident set sizes (counts shared pages once per process: an upper bound)
+    pss_mb: float  # proportional set size: shared pages split between the processes sharing them
+    torch_loaded: list[int]  # pids with libtorch mapped
+
+
+def memory(pids: list[int]) -> Memory:
+    rss = pss = 0.0
+    torch_pids = []
+    alive = 0
+    for pid in pids:
+        try:
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            maps = Path(f"/proc/{pid}/maps").read_text()
+        except OSError:
+            continue
+        alive += 1
+        for line in rollup.splitlines():
+            if line.startswith("Rss:"):
+                rss += int(line.split()[1]) / 1024
+            elif line.startswith("Pss:"):
+                pss += int(line.split()[1]) / 1024
+        if "libtorch" in maps:
+            torch_pids.append(pid)
+    return Memory(alive, rss, pss, torch_pids)
