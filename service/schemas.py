@@ -15,6 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, model_validator
 from pydantic.fields import FieldInfo
 
+from rnntext.encoders import SentimentEncoder
 from rnntext.tokenize import tokenize
 
 MAX_TEXT_CHARS = 10_000  # /sentiment and /ner texts, /generate prompts
@@ -43,9 +44,16 @@ def _not_blank(value: str) -> str:
     return value
 
 
+def _has_words(value: str) -> str:
+    if not SentimentEncoder.words(value):  # e.g. only markup the encoder strips: the model must never see length 0
+        raise ValueError("contains no words the sentiment model can read")
+    return value
+
+
 # Lone surrogates ("\ud800" escapes) are already refused by pydantic's str (type string_unicode).
 Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS), AfterValidator(_not_blank)]
 Word = Annotated[str, Field(min_length=1, max_length=MAX_TOKEN_CHARS, pattern=r"^\S+$")]
+SentimentText = Annotated[Text, AfterValidator(_has_words)]
 StopText = Annotated[str, Field(min_length=1, max_length=MAX_STOP_CHARS)]
 Prompt = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
 
@@ -87,8 +95,10 @@ class GeneratePiece(BaseModel):
 
 
 class SentimentRequest(Request):
-    text: Text | None = Field(default=None, description="one text")
-    texts: list[Text] | None = Field(default=None, min_length=1, max_length=MAX_BATCH_TEXTS, description="or several")
+    text: SentimentText | None = Field(default=None, description="one text")
+    texts: list[SentimentText] | None = Field(
+        default=None, min_length=1, max_length=MAX_BATCH_TEXTS, description="or several"
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SentimentRequest:
@@ -172,6 +182,7 @@ def limited_models(limits: Limits) -> RequestModels:
     shows them and a violation is a 422 naming the field)."""
     text = Annotated[str, Field(min_length=1, max_length=limits.max_text_chars), AfterValidator(_not_blank)]
     word = Annotated[str, Field(min_length=1, max_length=limits.max_token_chars, pattern=r"^\S+$")]
+    sentiment_text = Annotated[text, AfterValidator(_has_words)]
     stop = Annotated[str, Field(min_length=1, max_length=limits.max_stop_chars)]
     generate = _derive(
         GenerateRequest,
@@ -181,8 +192,8 @@ def limited_models(limits: Limits) -> RequestModels:
     )
     sentiment = _derive(
         SentimentRequest,
-        text=(text | None, {}),
-        texts=(list[text] | None, {"min_length": 1, "max_length": limits.max_batch_texts}),
+        text=(sentiment_text | None, {}),
+        texts=(list[sentiment_text] | None, {"min_length": 1, "max_length": limits.max_batch_texts}),
     )
     ner = _derive(
         NerRequest,

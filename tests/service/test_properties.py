@@ -8,7 +8,11 @@ from hypothesis import strategies as st
 
 from service.schemas import NerResponse, SentimentResponse
 
-texts = st.text(max_size=300) | st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=40)
+texts = (
+    st.text(max_size=300)
+    | st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=40)
+    | st.lists(st.sampled_from(["<br />", "<BR>", " ", "a", "😀", "\u0301"]), max_size=6).map("".join)
+)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from rnntext.encoders import SentimentEncoder
 from service import schemas
 from service.schemas import GenerateRequest, NerRequest, SentimentRequest
 
@@ -119,3 +120,14 @@ def test_to_base_gives_the_plain_picklable_class() -> None:
     assert type(plain) is SentimentRequest and plain.all_texts() == ["good", "bad"]
     assert pickle.loads(pickle.dumps(plain)) == plain
     assert schemas.to_base(models.generate(prompt="x"), GenerateRequest).stop == []
+
+
+@pytest.mark.parametrize("text", ["<br />", "<br/> <BR>", "a<br />b", "ok"])
+def test_sentiment_text_without_readable_words_is_rejected(text: str) -> None:
+    """Whatever the encoder strips (markup), a text left without words is a 422, never a length-0 sequence."""
+    readable = bool(SentimentEncoder.words(text))
+    for model in (SentimentRequest, schemas.limited_models(schemas.Limits()).sentiment):
+        if readable:
+            assert model(text=text).text == text
+        else:
+            assert error_locs(model, {"texts": ["fine", text]}) == [("texts", 1)]
