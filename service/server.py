@@ -19,7 +19,9 @@ import litserve as ls
 from service.api_generate import GenerateAPI
 from service.api_ner import NerAPI
 from service.api_sentiment import SentimentAPI
+from service.metrics import RequestObserver, WorkerMetrics, add_operations_routes, fresh_directory, use_directory
 from service.middleware import GuardMiddleware
+from service.page import add_page_route
 from service.routes import add_inference_routes, add_info_route, add_validation_handler
 from service.runtime import ArtifactError, verify_files
 from service.schemas import limited_models
@@ -55,6 +57,8 @@ def build_server(settings: Settings, status: WorkerStatus) -> ls.LitServer:
     apis: list[ls.LitAPI] = [GenerateAPI(settings, status), SentimentAPI(settings, status), NerAPI(settings, status)]
     api_key = settings.api_key.get_secret_value() if settings.api_key else None
     guard = {"protected": [a.api_path for a in apis], "api_key": api_key, "max_body_bytes": settings.max_body_bytes}
+    metrics_dir = str(fresh_directory())  # per-process metric files, added up by GET /metrics (service/metrics.py)
+    use_directory(metrics_dir)
     server = ls.LitServer(
         apis,
         accelerator="cpu",  # "auto" imports torch to look for MPS; onnxruntime picks CUDA itself (runtime.py)
@@ -64,11 +68,14 @@ def build_server(settings: Settings, status: WorkerStatus) -> ls.LitServer:
             "/ner": settings.workers_ner,
         },
         timeout=settings.request_timeout,
-        middlewares=[(GuardMiddleware, guard)],
+        middlewares=[(GuardMiddleware, guard), (RequestObserver, {"metrics_dir": metrics_dir})],  # last: outermost
+        callbacks=[WorkerMetrics(metrics_dir)],
     )
     add_inference_routes(server, limited_models(settings.limits()))
     add_info_route(server, lambda: facts, status)
     add_validation_handler(server.app)
+    add_operations_routes(server, metrics_dir, lambda: facts)
+    add_page_route(server.app)
     return server
 
 
@@ -96,6 +103,7 @@ def main() -> None:
             num_api_servers=settings.api_servers,
             generate_client_file=False,
             log_level=settings.log_level,
+            access_log=False,  # service.metrics logs each request as JSON instead
         )
     finally:
         manager.shutdown()
