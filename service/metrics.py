@@ -39,7 +39,7 @@ ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")  # a client's id is echoed only if it is this tame
-access_log = logging.getLogger("service.access")
+access_logger = logging.getLogger("service.access")
 
 
 def use_directory(directory: str | Path) -> None:
@@ -90,12 +90,12 @@ class RequestObserver:
     """ASGI middleware, outermost: request id (client's `X-Request-ID` or a new one, echoed back), metrics, and one
     JSON log line per request (method, path, status, duration, id; never the body)."""
 
-    def __init__(self, app: ASGIApp, *, metrics_dir: str) -> None:
+    def __init__(self, app: ASGIApp, *, metrics_dir: str, access_log: bool = True) -> None:
         self.app = app
         use_directory(metrics_dir)
         self.metrics = HttpMetrics()
         self.known: frozenset[str] | None = None
-        _json_handler(access_log)
+        _json_handler(access_logger, enabled=access_log)
 
     def endpoint(self, scope: Scope) -> str:
         """The route's path, or "other": an unknown path must not create a new time series."""
@@ -129,7 +129,7 @@ class RequestObserver:
             self.metrics.latency.labels(endpoint).observe(seconds)
             if status >= 400 or stream_error:
                 self.metrics.errors.labels(endpoint, "stream" if stream_error else str(status)).inc()
-            access_log.info(
+            access_logger.info(
                 "request",
                 extra={
                     "fields": {
@@ -175,8 +175,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False)
 
 
-def _json_handler(logger: logging.Logger) -> None:
-    """Request lines go to stderr as JSON, on their own handler; their level follows the root logger's."""
+def _json_handler(logger: logging.Logger, enabled: bool) -> None:
+    """Request lines go to stderr as JSON, on their own handler, on or off whatever the root logger's level."""
+    logger.setLevel(logging.INFO if enabled else logging.CRITICAL + 1)
     if not any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonFormatter())

@@ -68,7 +68,10 @@ def build_server(settings: Settings, status: WorkerStatus) -> ls.LitServer:
             "/ner": settings.workers_ner,
         },
         timeout=settings.request_timeout,
-        middlewares=[(GuardMiddleware, guard), (RequestObserver, {"metrics_dir": metrics_dir})],  # last: outermost
+        middlewares=[  # the last one is the outermost: request ids, metrics and logs see the guard's answers too
+            (GuardMiddleware, guard),
+            (RequestObserver, {"metrics_dir": metrics_dir, "access_log": settings.access_log}),
+        ],
         callbacks=[WorkerMetrics(metrics_dir)],
     )
     add_inference_routes(server, limited_models(settings.limits()))

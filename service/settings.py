@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="auto: CUDA when onnxruntime offers it")
     api_key: SecretStr | None = Field(default=None, description="when set, inference routes need X-API-Key or Bearer")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    access_log: bool = Field(default=True, description="one JSON line per request on stderr, whatever log_level")
 
     # Limits enforced before any work is queued (the request limits become Field constraints: 422 naming the field).
     max_text_chars: int = Field(default=Limits.max_text_chars, ge=1, description="/sentiment, /ner text; prompt")
