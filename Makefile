@@ -47,5 +47,10 @@ train-sentiment: $(VENV)/.dev
 train-ner: $(VENV)/.dev
 	$(PY) -m training.train_ner --train=$(DATA)/conll2003/train.txt --valid=$(DATA)/conll2003/valid.txt --out=artifacts/ner
 
+# Ours against FastAPI + torch and LitServe + torch over HTTP, model-only figures and a settings sweep; rewrites
+# docs/benchmarks.md and bench/results.json (about 8 minutes on 2 cores; run it on an otherwise idle machine).
+bench: $(VENV)/.dev
+	$(PY) -m bench.run
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

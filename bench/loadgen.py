@@ -236,7 +236,7 @@ async def request_load(
 @dataclass
 class StreamPoint:
     streams: int
-    completed: int  # generations that finished inside the window
+    completed: int  # generations that started and finished inside the window
     errors: int
     seconds: float
     chars: int
@@ -291,6 +291,8 @@ async def stream_load(
                         n = sum(len(t) for t in texts)
                         if n and first is None:
                             first = now - t0
+                            if measure_from <= t0 and now <= end:
+                                firsts.append(first)
                         if measure_from <= now <= end:
                             chars += n
                         if now > end:
@@ -302,10 +304,7 @@ async def stream_load(
                 i += streams
                 if t0 >= measure_from and time.perf_counter() <= end:
                     completed += 1
-                    if failed:
-                        errors += 1
-                    elif first is not None:
-                        firsts.append(first)
+                    errors += failed
         finally:
             conn.close()
 

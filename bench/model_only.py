@@ -1,0 +1,151 @@
+"""In-process model figures: onnxruntime vs PyTorch eager at batch 1 and 32, and the hardware limit.
+
+The limit: FLOPs per request counted from the graph's weight shapes (every LSTM, convolution and dense layer is a
+matrix multiply: 2 FLOPs per weight per position), against the matrix-multiply rate numpy measures on this
+machine. `ceiling req/s = matmul FLOP/s / FLOPs per request`: no runtime can beat it on these cores.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from rnntext.encoders import NerEncoder, SentimentEncoder, pad
+from service.runtime import OnnxModel, verify_files
+
+
+def matmul_gflops(n: int = 2048, seconds: float = 1.0) -> float:
+    """Best float32 n x n matmul rate with numpy's BLAS on all cores (GFLOP/s)."""
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    b = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
+    a @ b
+    best, end = float("inf"), time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+@dataclass(frozen=True)
+class GraphFlops:
+    per_position: float  # LSTM + per-token dense layers: FLOPs per token (character for the char LM)
+    per_request: float  # dense layers applied once per request (pooled heads)
+    per_char: float  # character convolution: FLOPs per character position
+
+
+def graph_flops(path: Path) -> GraphFlops:
+    graph = onnx.load(str(path)).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    position = request = char = 0.0
+    for node in graph.node:
+        weights = [inits[i] for i in node.input[1:] if i in inits]
+        if node.op_type == "LSTM":
+            position += 2 * (inits[node.input[1]].size + inits[node.input[2]].size)  # W x + R h per step, each dir
+        elif node.op_type == "MatMul" and weights:
+            position += 2 * weights[0].size
+        elif node.op_type == "Gemm" and weights:
+            request += 2 * weights[0].size
+        elif node.op_type == "Conv" and weights:
+            char += 2 * weights[0].size
+    return GraphFlops(position, request, char)
+
+
+def sentiment_batch(encoder: SentimentEncoder, texts: list[str], pad_id: int) -> dict[str, Any]:
+    tokens, lengths = pad([encoder.encode(t) for t in texts], pad_id)
+    return {"tokens": tokens, "lengths": lengths}
+
+
+def ner_batch(encoder: NerEncoder, texts: list[str]) -> dict[str, Any]:
+    feats = [encoder.encode([t.text for t in encoder.tokenize(s)]) for s in texts]
+    words, lengths = pad([f.words for f in feats], encoder.words.pad_id or 0)
+    chars, _ = pad([f.chars for f in feats], encoder.chars.pad_id or 0)
+    return {"words": words, "chars": chars, "lengths": lengths}
+
+
+def mean_flops(task: str, directory: Path, texts: list[str]) -> float:
+    """Average FLOPs of one request over `texts` (for the char LM: one generated character)."""
+    manifest, encoder = verify_files(directory)
+    f = graph_flops(directory / manifest.model_file)
+    if task == "charlm":
+        return f.per_position
+    if isinstance(encoder, SentimentEncoder):
+        return float(np.mean([f.per_position * len(encoder.encode(t)) + f.per_request for t in texts]))
+    assert isinstance(encoder, NerEncoder)
+    total = []
+    for text in texts:
+        feats = encoder.encode([t.text for t in encoder.tokenize(text)])
+        total.append(f.per_position * feats.chars.shape[0] + f.per_char * feats.chars.size + f.per_request)
+    return float(np.mean(total))
+
+
+def time_call(fn: Callable[[], object], seconds: float = 0.6) -> float:
+    """Median seconds of one call (after two warm-up calls)."""
+    fn()
+    fn()
+    times, end = [], time.perf_counter() + seconds
+    while time.perf_counter() < end or len(times) < 5:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+@dataclass
+class ModelRow:
+    task: str
+    batch: int
+    ort_ms: dict[int, float]  # threads -> median ms per call
+    torch_ms: dict[int, float]
+    flops_per_item: float
+
+
+def feeds_for(task: str, directory: Path, texts: list[str], batch: int) -> dict[str, Any]:
+    manifest, encoder = verify_files(directory)
+    if task == "charlm":
+        a = manifest.architecture
+        state = np.zeros((int(a["layers"]), batch, int(a["hidden"])), dtype=np.float32)
+        return {"tokens": np.ones((batch, 1), dtype=np.int64), "h0": state, "c0": state.copy()}
+    if isinstance(encoder, SentimentEncoder):
+        return sentiment_batch(encoder, texts[:batch], encoder.vocab.pad_id or 0)
+    assert isinstance(encoder, NerEncoder)
+    return ner_batch(encoder, texts[:batch])
+
+
+def measure(
+    artifacts: Path, texts: dict[str, list[str]], batches: tuple[int, ...] = (1, 32), threads: tuple[int, ...] = (1, 2)
+) -> list[ModelRow]:
+    import torch  # only here: the model-only comparison needs PyTorch
+
+    from bench.torch_from_onnx import torch_model
+
+    rows = []
+    for task in ("sentiment", "ner", "charlm"):
+        directory = artifacts / task
+        ort = {t: OnnxModel.load(directory, device="cpu", threads=t) for t in threads}
+        eager = torch_model(directory)
+        # Model-only timing averages over different sentences: one call per batch from a rotating window.
+        for batch in batches:
+            n = len(texts.get(task, [""]))
+            windows = [feeds_for(task, directory, texts.get(task, [""])[i : i + batch], batch) for i in range(0, 8)]
+            windows = windows if n > 8 else windows[:1]
+            it = iter(range(10**9))
+
+            def ort_call(m: OnnxModel) -> Callable[[], object]:
+                return lambda: m.session.run(None, windows[next(it) % len(windows)])
+
+            ort_ms = {t: 1000 * time_call(ort_call(m)) for t, m in ort.items()}
+            torch_ms = {}
+            for t in threads:
+                torch.set_num_threads(t)
+                torch_ms[t] = 1000 * time_call(lambda: eager.session.run(None, windows[next(it) % len(windows)]))
+            flops = mean_flops(task, directory, texts.get(task, [""])[:200])
+            rows.append(ModelRow(task, batch, ort_ms, torch_ms, flops))
+    return rows

@@ -1,0 +1,136 @@
+"""`make bench`: measure ours against the two PyTorch baselines, in process and over HTTP, sweep the server
+settings, and regenerate docs/benchmarks.md (and bench/results.json) from the numbers.
+
+    python -m bench.run                      # the full run, about 8 minutes on 2 cores
+    python -m bench.run --seconds=1 --no-sweep --out=/tmp/b.md   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from bench import model_only, report
+from bench.payloads import bodies
+from bench.scenario import Plan, run_server, sweep_point
+from service.settings import DEFAULT_ARTIFACTS
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Settings combinations of the sweep (RNNSERVE_* variables; the first is the defaults).
+SWEEP: list[dict[str, str]] = [
+    {},
+    {"RNNSERVE_ORT_THREADS": "2"},
+    {"RNNSERVE_WORKERS_SENTIMENT": "2", "RNNSERVE_WORKERS_NER": "2"},
+    {"RNNSERVE_WORKERS_GENERATE": "2"},
+    {"RNNSERVE_MAX_BATCH_SIZE": "32"},
+    {"RNNSERVE_MAX_BATCH_SIZE": "64"},
+    {"RNNSERVE_BATCH_TIMEOUT": "0.001"},
+    {"RNNSERVE_BATCH_TIMEOUT": "0.02"},
+    {"RNNSERVE_API_SERVERS": "2"},
+]
+
+
+def machine() -> dict[str, Any]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
+        platform.processor(),
+    )
+    mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if "MemTotal" in line)
+    flags = Path("/proc/cpuinfo").read_text()
+    isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f" {f}" in flags]
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout
+    except OSError:
+        commit = "?"
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "isa": isa,
+        "memory_gb": round(mem_kb / 1024**2, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "packages": {p: version(p) for p in ("onnxruntime", "torch", "litserve", "fastapi", "uvicorn", "numpy")},
+        "commit": commit.strip(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+def busy_processes() -> list[str]:
+    """Other processes using the CPU now (a benchmark next to a training run measures the training run)."""
+    out = subprocess.run(["ps", "-eo", "pcpu=,args="], capture_output=True, text=True).stdout
+    busy = []
+    for line in out.splitlines():
+        pcpu, _, args = line.strip().partition(" ")
+        if float(pcpu or 0) > 20 and "bench.run" not in args:
+            busy.append(f"{pcpu}% {args[:80]}")
+    return busy
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--artifacts", type=Path, default=Path(os.environ.get("RNNSERVE_ARTIFACTS", DEFAULT_ARTIFACTS)))
+    parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per load point")
+    parser.add_argument("--sweep-seconds", type=float, default=3.0, help="measured seconds per sweep point")
+    parser.add_argument("--no-sweep", dest="sweep", action="store_false")
+    parser.add_argument("--servers", default="ours,fastapi-torch,litserve-torch")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md")
+    parser.add_argument("--json", type=Path, default=REPO / "bench" / "results.json")
+    parser.add_argument("--logs", type=Path, default=Path(tempfile.gettempdir()) / "rnnserve-bench-logs")
+    args = parser.parse_args(argv)
+
+    started = time.perf_counter()
+    results: dict[str, Any] = {"machine": machine(), "busy_before": busy_processes()}
+    results["command"] = "make bench  # python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:])
+    if results["busy_before"]:
+        print("warning: other processes are busy, figures will be low:", *results["busy_before"], sep="\n  ")
+    env = {"RNNSERVE_ARTIFACTS": str(args.artifacts.resolve())}
+    b = bodies()
+    plan = Plan(seconds=args.seconds)
+    results["plan"] = asdict(plan)
+    results["bodies"] = {"sentiment": len(b.sentiment), "ner": len(b.ner), "batch_texts": b.batch_texts}
+
+    print("model-only ...", flush=True)
+    results["matmul_gflops"] = model_only.matmul_gflops()
+    texts = {"sentiment": b.sentiment_texts, "ner": b.ner_texts}
+    results["model_only"] = [asdict(r) for r in model_only.measure(args.artifacts, texts)]
+
+    results["servers"] = {}
+    for kind in args.servers.split(","):
+        print(f"{kind} ...", flush=True)
+        results["servers"][kind] = asdict(run_server(kind, env, b, plan, args.logs))
+
+    results["sweep"] = []
+    if args.sweep:
+        for combo in SWEEP:
+            print("sweep", combo or "defaults", flush=True)
+            results["sweep"].append(sweep_point({**env, **combo}, b, args.sweep_seconds, args.logs))
+            results["sweep"][-1]["env"] = combo
+    results["busy_after"] = busy_processes()
+    results["duration_s"] = time.perf_counter() - started
+
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=1))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(report.render(results))
+    print(f"wrote {args.out} and {args.json} in {results['duration_s']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

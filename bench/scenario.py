@@ -1,0 +1,130 @@
+"""One server under the whole load: start-up, memory, /sentiment and /ner at 1/8/32/64 clients, 64-text batches,
+/generate first character, one stream and 1/4/16 concurrent streams."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import loadgen, servers
+from bench.payloads import Bodies
+
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Plan:
+    seconds: float = 5.0  # measured seconds per point
+    warmup: float = 0.5  # unmeasured seconds before each point
+    clients: tuple[int, ...] = (1, 8, 32, 64)
+    streams: tuple[int, ...] = (1, 4, 16)
+    batch_clients: int = 8
+    first_char_seconds: float = 3.0
+
+
+@dataclass
+class ServerResult:
+    kind: str
+    env: dict[str, str]
+    startup_s: float
+    memory_ready: dict[str, Any]
+    memory_loaded: dict[str, Any] = field(default_factory=dict)
+    torch_imported: list[str] = field(default_factory=list)  # /info: workers and server that report torch
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    batched: dict[str, Any] = field(default_factory=dict)
+    first_char: dict[str, Any] = field(default_factory=dict)
+    streams: list[dict[str, Any]] = field(default_factory=list)
+
+    def point(self, path: str, clients: int) -> dict[str, Any]:
+        return next(p for p in self.requests if p["path"] == path and p["clients"] == clients)
+
+    def stream(self, n: int) -> dict[str, Any]:
+        return next(p for p in self.streams if p["streams"] == n)
+
+
+def torch_report(port: int) -> list[str]:
+    """Which processes say they imported torch (GET /info, our server and baseline (b) only)."""
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{port}/info", timeout=5) as r:
+            info = json.loads(r.read())
+    except OSError:
+        return []
+    found = [w["id"] for w in info.get("workers", []) if w.get("torch_imported")]
+    if info.get("server", {}).get("torch_imported"):
+        found.append("server")
+    return found
+
+
+def run_server(
+    kind: str, env: dict[str, str], bodies: Bodies, plan: Plan, logdir: Path, log: Any = print
+) -> ServerResult:
+    running = servers.start(kind, env, logdir)
+    try:
+        time.sleep(0.5)  # let every worker finish its warm-up call before the first memory reading
+        result = ServerResult(kind, env, running.startup_s, asdict(servers.memory(running.pids())))
+        result.torch_imported = torch_report(running.port)
+        log(f"  {kind}: ready in {running.startup_s:.2f} s, {result.memory_ready['rss_mb']:.0f} MB RSS")
+        pids = running.pids()
+
+        def requests(path: str, payloads: list[bytes], clients: int) -> dict[str, Any]:
+            point = loadgen.run(
+                loadgen.request_load(
+                    HOST, running.port, path, payloads, clients, plan.seconds, plan.warmup, server_pids=pids
+                )
+            )
+            assert isinstance(point, loadgen.RequestPoint)
+            log(f"    {path} x{clients}: {point.rps:.0f} req/s p50 {point.p50_ms:.1f} p99 {point.p99_ms:.1f} ms")
+            time.sleep(0.2)
+            return point.as_dict()
+
+        def streams(payloads: list[bytes], n: int, seconds: float) -> dict[str, Any]:
+            point = loadgen.run(
+                loadgen.stream_load(
+                    HOST, running.port, "/generate", payloads, n, seconds, plan.warmup, server_pids=pids
+                )
+            )
+            assert isinstance(point, loadgen.StreamPoint)
+            log(f"    /generate x{n}: {point.chars_per_s:.0f} chars/s, first char {point.first_char_p50_ms:.1f} ms")
+            time.sleep(0.2)
+            return point.as_dict()
+
+        for path, payloads in (("/sentiment", bodies.sentiment), ("/ner", bodies.ner)):
+            for clients in plan.clients:
+                result.requests.append(requests(path, payloads, clients))
+        batched = requests("/sentiment", bodies.sentiment_batch, plan.batch_clients)
+        batched["sentences_per_s"] = batched["rps"] * bodies.batch_texts
+        result.batched = batched
+        result.first_char = streams(bodies.first_char, 1, plan.first_char_seconds)
+        for n in plan.streams:
+            result.streams.append(streams(bodies.generate, n, plan.seconds))
+        result.memory_loaded = asdict(servers.memory(running.pids()))
+        return result
+    finally:
+        servers.stop(running)
+
+
+def sweep_point(env: dict[str, str], bodies: Bodies, seconds: float, logdir: Path) -> dict[str, Any]:
+    """A short measurement of one settings combination: the figures the defaults are chosen on."""
+    running = servers.start("ours", env, logdir)
+    try:
+        time.sleep(0.3)
+        pids = running.pids()
+        out: dict[str, Any] = {"env": env, "startup_s": running.startup_s}
+        out["memory"] = asdict(servers.memory(pids))
+
+        def go(coro: Any) -> dict[str, Any]:
+            point = loadgen.run(coro)
+            time.sleep(0.2)
+            return point.as_dict()  # type: ignore[attr-defined]
+
+        out["sentiment1"] = go(loadgen.request_load(HOST, running.port, "/sentiment", bodies.sentiment, 1, seconds))
+        out["sentiment32"] = go(loadgen.request_load(HOST, running.port, "/sentiment", bodies.sentiment, 32, seconds))
+        out["ner32"] = go(loadgen.request_load(HOST, running.port, "/ner", bodies.ner, 32, seconds))
+        out["generate4"] = go(loadgen.stream_load(HOST, running.port, "/generate", bodies.generate, 4, seconds))
+        return out
+    finally:
+        servers.stop(running)

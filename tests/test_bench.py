@@ -1,0 +1,286 @@
+"""bench/: the ONNX -> PyTorch weight mapping (the baselines serve the same weights), the load generator against a
+tiny in-process HTTP server (Content-Length and chunked SSE bodies), FLOP counting and the report. Fast, untimed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from bench import loadgen, servers
+from service.settings import Settings
+
+ARTIFACTS = Settings().artifacts
+
+
+def _artifact(task: str) -> Path:
+    directory = ARTIFACTS / task
+    if not (directory / "manifest.json").is_file():
+        pytest.skip(f"no {task} artifact in {ARTIFACTS}")
+    return directory
+
+
+# --- ONNX initializers back into the training modules -------------------------------------------------------------
+
+
+def _sessions(task: str) -> tuple[Any, Any]:
+    pytest.importorskip("torch")
+    from bench.torch_from_onnx import torch_model
+    from service.runtime import OnnxModel
+
+    directory = _artifact(task)
+    return OnnxModel.load(directory, device="cpu", threads=1), torch_model(directory, threads=1)
+
+
+def _close(ort_out: list[np.ndarray], torch_out: list[np.ndarray], atol: float = 1e-4) -> None:
+    for a, b in zip(ort_out, torch_out, strict=True):
+        assert a.shape == b.shape
+        diff = float(np.abs(a - b).max())
+        assert diff <= atol, f"max abs diff {diff:.3g} > {atol}"
+
+
+def test_sentiment_weights_map_to_torch() -> None:
+    from service.schemas import SentimentRequest
+    from service.sentiment import SentimentModel
+
+    ort_model, torch_model = _sessions("sentiment")
+    texts = ["a gripping , funny film", "dull", "it 's a long , slow and ultimately pointless exercise in style"]
+    model = SentimentModel(ort_model)
+    batch = model.batch([model.decode(SentimentRequest(texts=texts)), model.decode(SentimentRequest(text="fine"))])
+    feeds = {"tokens": batch.tokens, "lengths": batch.lengths}  # padded: lengths must reach the torch LSTM too
+    _close(ort_model.run(feeds), torch_model.run(feeds))
+    single = {"tokens": batch.tokens[1:2, : batch.lengths[1]], "lengths": batch.lengths[1:2]}
+    _close(ort_model.run(single), torch_model.run(single))
+    assert np.argmax(ort_model.run(feeds)[0], 1).tolist() == np.argmax(torch_model.run(feeds)[0], 1).tolist()
+
+
+def test_ner_weights_map_to_torch() -> None:
+    from service.ner import NerModel
+    from service.schemas import NerRequest
+
+    ort_model, torch_model = _sessions("ner")
+    model = NerModel(ort_model)
+    texts = ["EU rejects German call to boycott British lamb .", "Peter Blackburn", "BRUSSELS 1996-08-22"]
+    batch = model.batch([model.decode(NerRequest(text=t)) for t in texts])
+    feeds = {"words": batch.words, "chars": batch.chars, "lengths": batch.lengths}
+    ort_out, torch_out = ort_model.run(feeds), torch_model.run(feeds)
+    for i, n in enumerate(batch.lengths):  # padded positions are not compared (nothing reads them)
+        _close([ort_out[0][i, :n]], [torch_out[0][i, :n]])
+        assert ort_out[0][i, :n].argmax(1).tolist() == torch_out[0][i, :n].argmax(1).tolist()
+
+
+def test_charlm_weights_map_to_torch() -> None:
+    ort_model, torch_model = _sessions("charlm")
+    a = ort_model.manifest.architecture
+    rng = np.random.default_rng(0)
+    for batch, time in ((1, 1), (3, 17)):
+        shape = (int(a["layers"]), batch, int(a["hidden"]))
+        feeds = {
+            "tokens": rng.integers(0, int(a["vocab"]), (batch, time)),
+            "h0": rng.standard_normal(shape).astype(np.float32) * 0.1,
+            "c0": rng.standard_normal(shape).astype(np.float32) * 0.1,
+        }
+        _close(ort_model.run(feeds), torch_model.run(feeds))
+
+
+def test_mapping_names_what_it_cannot_place() -> None:
+    pytest.importorskip("torch")
+    import onnx
+
+    from bench.torch_from_onnx import MappingError, load_into
+    from training.models import SentimentClassifier
+
+    directory = _artifact("sentiment")
+    graph = onnx.load(str(directory / "model.onnx")).graph
+    wrong = SentimentClassifier(10, 8, 8, 1, 0.0, 2, "torch-lstm", 0)  # other sizes than the artifact
+    with pytest.raises(MappingError, match="shape"):
+        load_into(wrong, graph, directory)
+
+
+# --- FLOPs from the graph ----------------------------------------------------------------------------------------
+
+
+def test_graph_flops_counts_every_weight_twice() -> None:
+    pytest.importorskip("onnx")
+    from bench.model_only import graph_flops
+
+    directory = _artifact("sentiment")
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(directory / "model.onnx")).graph
+    lstm = next(n for n in graph.node if n.op_type == "LSTM")
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    flops = graph_flops(directory / "model.onnx")
+    assert flops.per_position == 2 * (inits[lstm.input[1]].size + inits[lstm.input[2]].size)
+    assert flops.per_request == 2 * inits["head.weight"].size
+
+
+# --- the load generator against a tiny server ---------------------------------------------------------------------
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def _read_request(reader: asyncio.StreamReader) -> tuple[str, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    length = next(int(v) for k, _, v in (line.partition(":") for line in lines[1:]) if k.lower() == "content-length")
+    return lines[0].split()[1], await reader.readexactly(length)
+
+
+async def _tiny_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Keep-alive HTTP/1.1: /json answers with Content-Length, /sse streams 5 events of 2 characters (chunked),
+    /fail answers 500."""
+    try:
+        while True:
+            path, body = await _read_request(reader)
+            if path == "/sse":
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+                )
+                for i in range(5):
+                    event = f"data: {json.dumps({'text': 'ab'})}\n\n".encode()
+                    writer.write(f"{len(event):x}\r\n".encode() + event + b"\r\n")
+                    await writer.drain()
+                    await asyncio.sleep(0.001 * i)
+                writer.write(b"0\r\n\r\n")
+            else:
+                status = b"500 Internal Server Error" if path == "/fail" else b"200 OK"
+                out = json.dumps({"echo": len(body)}).encode()
+                writer.write(b"HTTP/1.1 " + status + f"\r\ncontent-length: {len(out)}\r\n\r\n".encode() + out)
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        writer.close()
+
+
+def _with_server(test: Callable[[int], Awaitable[Any]]) -> Any:
+    async def main() -> Any:
+        server = await asyncio.start_server(_tiny_http, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            return await test(port)
+
+    return asyncio.run(main())
+
+
+def test_request_load_counts_answers_and_percentiles() -> None:
+    point = _with_server(
+        lambda port: loadgen.request_load("127.0.0.1", port, "/json", [b'{"text": "x"}'], 4, 0.4, warmup=0.1)
+    )
+    assert point.requests > 0 and point.errors == 0 and point.clients == 4
+    assert point.p50_ms <= point.p95_ms <= point.p99_ms
+    assert point.rps == pytest.approx(point.requests / point.seconds)
+    assert point.loadgen_cores >= 0
+
+
+def test_request_load_is_bounded_in_requests_and_counts_errors() -> None:
+    point = _with_server(
+        lambda port: loadgen.request_load("127.0.0.1", port, "/fail", [b"{}"], 2, 5.0, warmup=0.0, max_requests=20)
+    )
+    assert point.requests <= 20 and point.errors == point.requests > 0
+    assert point.seconds < 5.0  # ended by the request bound, not the time window
+
+
+def test_stream_load_counts_characters_and_first_character() -> None:
+    point = _with_server(lambda port: loadgen.stream_load("127.0.0.1", port, "/sse", [b"{}"], 2, 0.4, warmup=0.1))
+    assert point.errors == 0 and point.completed > 0
+    assert point.chars >= 10 * point.completed  # every finished stream sent 5 x "ab"
+    assert point.chars_per_s == pytest.approx(point.per_stream_chars_per_s * 2)
+    assert point.first_char_p50_ms > 0
+
+
+def test_sse_parsing_keeps_partial_events() -> None:
+    texts, failed, rest = loadgen.sse_texts(
+        b'data: {"text": "ab"}\n\ndata: {"text": "c"}\n\nevent: error\ndata: {}\n\ndata: {"te'
+    )
+    assert texts == ["ab", "c", ""] and failed and rest == b'data: {"te'
+
+
+def test_load_generator_refuses_remote_hosts() -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        loadgen.Connection("example.com", 80)
+
+
+def test_memory_reads_this_process() -> None:
+    mem = servers.memory([os.getpid()])
+    assert mem.processes == 1 and 0 < mem.pss_mb <= mem.rss_mb
+
+
+# --- the report ---------------------------------------------------------------------------------------------------
+
+
+def _fake_results() -> dict[str, Any]:
+    def req(path: str, clients: int, rps: float) -> dict[str, Any]:
+        return {"path": path, "clients": clients, "requests": 10, "errors": 0, "seconds": 1.0, "rps": rps}
+
+    def server(scale: float) -> dict[str, Any]:
+        lat = {
+            "p50_ms": 10 / scale,
+            "p95_ms": 20 / scale,
+            "p99_ms": 30 / scale,
+            "loadgen_cores": 0.1,
+            "server_cores": 1,
+        }
+        stream = {
+            "errors": 0,
+            "first_char_p50_ms": 5.0,
+            "first_char_p95_ms": 9.0,
+            "loadgen_cores": 0.1,
+            "server_cores": 1,
+        }
+        mem = {"processes": 3, "rss_mb": 500.0, "pss_mb": 400.0, "torch_loaded": []}
+        return {
+            "startup_s": 2.0,
+            "memory_ready": mem,
+            "memory_loaded": mem,
+            "torch_imported": [],
+            "requests": [{**req(p, c, 100 * scale), **lat} for p in ("/sentiment", "/ner") for c in (1, 32)],
+            "batched": {**req("/sentiment", 8, 30 * scale), **lat, "sentences_per_s": 1920 * scale},
+            "first_char": {**stream, "streams": 1, "chars_per_s": 100.0},
+            "streams": [{**stream, "streams": k, "chars_per_s": 1000.0 * scale * k} for k in (1, 16)],
+        }
+
+    sweep = {"env": {}, "startup_s": 2.0, "memory": {"pss_mb": 400.0}, "generate4": {"chars_per_s": 1000.0}}
+    sweep |= {
+        k: {"rps": 100.0, "p50_ms": 1.0, "p99_ms": 3.0, "seconds": 3.0} for k in ("sentiment1", "sentiment32", "ner32")
+    }
+    return {
+        "machine": {
+            "cpu": "c",
+            "cores": 2,
+            "isa": [],
+            "memory_gb": 1,
+            "os": "o",
+            "python": "3",
+            "packages": {},
+            "commit": "x",
+            "date": "d",
+        },
+        "command": "make bench",
+        "duration_s": 60.0,
+        "plan": {"clients": [1, 32], "streams": [1, 16], "batch_clients": 8},
+        "bodies": {"batch_texts": 64},
+        "matmul_gflops": 100.0,
+        "model_only": [
+            {"task": t, "batch": 1, "ort_ms": {"1": 1.0}, "torch_ms": {"1": 2.0}, "flops_per_item": 1e6}
+            for t in ("sentiment", "ner", "charlm")
+        ],
+        "servers": {"ours": server(2.0), "fastapi-torch": server(1.0), "litserve-torch": server(1.5)},
+        "sweep": [sweep, {**sweep, "env": {"RNNSERVE_ORT_THREADS": "2"}}],
+    }
+
+
+def test_report_puts_every_figure_next_to_both_baselines() -> None:
+    from bench import report
+
+    text = report.render(_fake_results())
+    assert "| /sentiment 32 clients: req/s | higher | 200 | 100 | 2.00× | 150 | 1.33× |" in text
+    assert "| /sentiment 32 clients: req/s >= 2× (a) | 200 vs 100 = 2.00× | **holds** |" in text
+    assert "| /generate 16 streams: total chars/s >= 10× (a) | 32000 vs 16000 = 2.00× | **misses** |" in text
+    assert "RNNSERVE_ORT_THREADS=2" in text and "Settings sweep" in text
