@@ -112,24 +112,26 @@ def sse_texts(buffer: bytes) -> tuple[list[str], bool, bytes]:
 
 @dataclass
 class CpuClock:
-    """CPU seconds of this process and, optionally, of other processes (from /proc), over one measurement."""
+    """CPU seconds of this process and of other processes (from /proc), over one measurement."""
 
     pids: Sequence[int] = ()
     start_wall: float = field(default_factory=time.perf_counter)
     start_self: float = 0.0
-    start_others: float = 0.0
+    start_each: dict[int, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.start_self, self.start_others = _self_cpu(), process_cpu(self.pids)
+        self.start_self, self.start_each = _self_cpu(), process_cpu_each(self.pids)
 
     def reset(self) -> None:
         self.__post_init__()
         self.start_wall = time.perf_counter()
 
-    def shares(self) -> tuple[float, float]:
-        """(cores used by this process, cores used by the other processes) since the start."""
+    def shares(self) -> tuple[float, float, float]:
+        """Cores used since the start by this process, by the other processes together, by the busiest of them."""
         wall = max(time.perf_counter() - self.start_wall, 1e-9)
-        return (_self_cpu() - self.start_self) / wall, (process_cpu(self.pids) - self.start_others) / wall
+        now = process_cpu_each(self.pids)
+        each = [(now[p] - self.start_each.get(p, 0.0)) / wall for p in now]
+        return (_self_cpu() - self.start_self) / wall, sum(each), max(each, default=0.0)
 
 
 def _self_cpu() -> float:
@@ -140,16 +142,17 @@ def _self_cpu() -> float:
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def process_cpu(pids: Sequence[int]) -> float:
-    total = 0.0
+def process_cpu_each(pids: Sequence[int]) -> dict[int, float]:
+    """CPU seconds (user + system) of each process still alive."""
+    out = {}
     for pid in pids:
         try:
             with open(f"/proc/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
-    return total
+        out[pid] = (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+    return out
 
 
 @dataclass
@@ -165,6 +168,7 @@ class RequestPoint:
     p99_ms: float
     loadgen_cores: float  # CPU cores the load generator itself used (1.0 = one full core)
     server_cores: float  # CPU cores the serving processes used
+    busiest_cores: float  # CPU cores of the busiest serving process (near 1.0: that process is the bottleneck)
 
     def as_dict(self) -> dict[str, float | int | str]:
         return asdict(self)
@@ -227,10 +231,10 @@ async def request_load(
 
     await asyncio.gather(reset_clock(), *(client(k) for k in range(clients)))
     seconds = min(time.perf_counter(), end) - measure_from
-    loadgen, server = clock.shares()
+    loadgen, server, busiest = clock.shares()
     p50, p95, p99 = _percentiles(latencies)
-    n = len(latencies) + errors
-    return RequestPoint(path, clients, n, errors, seconds, len(latencies) / seconds, p50, p95, p99, loadgen, server)
+    n, rps = len(latencies) + errors, len(latencies) / seconds
+    return RequestPoint(path, clients, n, errors, seconds, rps, p50, p95, p99, loadgen, server, busiest)
 
 
 @dataclass
@@ -246,6 +250,7 @@ class StreamPoint:
     first_char_p95_ms: float
     loadgen_cores: float
     server_cores: float
+    busiest_cores: float
 
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -314,10 +319,12 @@ async def stream_load(
 
     await asyncio.gather(reset_clock(), *(client(k) for k in range(streams)))
     seconds = min(time.perf_counter(), end) - measure_from
-    loadgen, server = clock.shares()
+    loadgen, server, busiest = clock.shares()
     p50, p95, _ = _percentiles(firsts)
     rate = chars / seconds
-    return StreamPoint(streams, completed, errors, seconds, chars, rate, rate / streams, p50, p95, loadgen, server)
+    return StreamPoint(
+        streams, completed, errors, seconds, chars, rate, rate / streams, p50, p95, loadgen, server, busiest
+    )
 
 
 def run(coro: object) -> object:

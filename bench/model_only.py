@@ -136,16 +136,22 @@ def measure(
             n = len(texts.get(task, [""]))
             windows = [feeds_for(task, directory, texts.get(task, [""])[i : i + batch], batch) for i in range(0, 8)]
             windows = windows if n > 8 else windows[:1]
-            it = iter(range(10**9))
-
-            def ort_call(m: OnnxModel) -> Callable[[], object]:
-                return lambda: m.session.run(None, windows[next(it) % len(windows)])
-
-            ort_ms = {t: 1000 * time_call(ort_call(m)) for t, m in ort.items()}
+            ort_ms = {t: 1000 * time_call(_rotating(m.session, windows)) for t, m in ort.items()}
             torch_ms = {}
             for t in threads:
                 torch.set_num_threads(t)
-                torch_ms[t] = 1000 * time_call(lambda: eager.session.run(None, windows[next(it) % len(windows)]))
+                torch_ms[t] = 1000 * time_call(_rotating(eager.session, windows))
             flops = mean_flops(task, directory, texts.get(task, [""])[:200])
             rows.append(ModelRow(task, batch, ort_ms, torch_ms, flops))
     return rows
+
+
+def _rotating(session: Any, windows: list[dict[str, Any]]) -> Callable[[], object]:
+    """One call per invocation, each on the next batch of real inputs."""
+    state = {"i": 0}
+
+    def call() -> object:
+        state["i"] += 1
+        return session.run(None, windows[state["i"] % len(windows)])
+
+    return call

@@ -3,6 +3,7 @@ from Tiny Shakespeare. A fixed seed picks them, so every server gets the same re
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ def conll_sentences(data: Path = DATA, n: int = 2000, seed: int = 0) -> list[str
 def shakespeare_prompts(data: Path = DATA, n: int = 200, seed: int = 0) -> list[str]:
     """Speaker lines ("ROMEO:") with the first line of their speech, as a user would start a generation."""
     lines = (data / "tinyshakespeare" / "train.txt").read_text(encoding="utf-8").splitlines()
-    prompts = [f"{a}\n{b}\n" for a, b in zip(lines, lines[1:], strict=False) if a.endswith(":") and b.strip()]
+    prompts = [f"{a}\n{b}\n" for a, b in itertools.pairwise(lines) if a.endswith(":") and b.strip()]
     return random.Random(seed).sample(prompts, min(n, len(prompts)))
 
 

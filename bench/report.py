@@ -227,17 +227,40 @@ def detail(r: dict[str, Any], name: str) -> str:
     s = r["servers"][name]
     rows = []
     for p in [*s["requests"], {**s["batched"], "path": f"/sentiment ({r['bodies']['batch_texts']} texts)"}]:
+        batch = f"{p['mean_batch']:.1f} / {p['model_ms_per_call']:.2f}" if "mean_batch" in p else "–"
         rows.append(
-            [p["path"], str(p["clients"]), _f(p["rps"]), _f(p["p50_ms"], 1), _f(p["p95_ms"], 1), _f(p["p99_ms"], 1)]
-            + [str(p["errors"]), f"{p['loadgen_cores']:.2f}", f"{p['server_cores']:.2f}"]
+            [
+                p["path"],
+                str(p["clients"]),
+                _f(p["rps"]),
+                _f(p["p50_ms"], 1),
+                _f(p["p95_ms"], 1),
+                _f(p["p99_ms"], 1),
+                str(p["errors"]),
+                f"{p['loadgen_cores']:.2f}",
+                f"{p['server_cores']:.2f}",
+                f"{p.get('busiest_cores', float('nan')):.2f}",
+                batch,
+            ]
         )
     for p in [{**s["first_char"], "label": "first char (8-char streams)"}, *s["streams"]]:
         rows.append(
-            [p.get("label", "/generate streams"), str(p["streams"]), f"{_f(p['chars_per_s'])} chars/s"]
-            + [_f(p["first_char_p50_ms"], 1), _f(p["first_char_p95_ms"], 1), "–", str(p["errors"])]
-            + [f"{p['loadgen_cores']:.2f}", f"{p['server_cores']:.2f}"]
+            [
+                p.get("label", "/generate streams"),
+                str(p["streams"]),
+                f"{_f(p['chars_per_s'])} chars/s",
+                _f(p["first_char_p50_ms"], 1),
+                _f(p["first_char_p95_ms"], 1),
+                "–",
+                str(p["errors"]),
+                f"{p['loadgen_cores']:.2f}",
+                f"{p['server_cores']:.2f}",
+                f"{p.get('busiest_cores', float('nan')):.2f}",
+                "–",
+            ]
         )
     head = ["endpoint", "clients", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "load gen cores", "server cores"]
+    head += ["busiest process cores", "requests per model call / model ms per call"]
     return _table(head, rows)
 
 
@@ -249,11 +272,16 @@ def sweep(r: dict[str, Any]) -> str:
     for p in r["sweep"]:
         env = ", ".join(f"{k}={v}" for k, v in p["env"].items()) or "defaults"
         rows.append(
-            [env, f"{p['startup_s']:.2f}", _f(p["sentiment1"]["p50_ms"], 2)]
-            + [f"{_f(p['sentiment32']['rps'])} / {_f(p['sentiment32']['p99_ms'], 1)}"]
-            + [f"{_f(p['ner32']['rps'])} / {_f(p['ner32']['p99_ms'], 1)}"]
-            + [_f(p["generate4"]["chars_per_s"]), _f(p["memory"]["pss_mb"])]
-            + [_ratio(score(p), score(base))]
+            [
+                env,
+                f"{p['startup_s']:.2f}",
+                _f(p["sentiment1"]["p50_ms"], 2),
+                f"{_f(p['sentiment32']['rps'])} / {_f(p['sentiment32']['p99_ms'], 1)}",
+                f"{_f(p['ner32']['rps'])} / {_f(p['ner32']['p99_ms'], 1)}",
+                _f(p["generate4"]["chars_per_s"]),
+                _f(p["memory"]["pss_mb"]),
+                _ratio(score(p), score(base)),
+            ]
         )
     head = ["settings", "start-up s", "/sentiment 1 client p50 ms", "/sentiment 32: req/s / p99 ms"]
     head += ["/ner 32: req/s / p99 ms", "/generate 4 streams chars/s", "PSS MB", "score vs defaults"]

@@ -36,8 +36,10 @@ SWEEP: list[dict[str, str]] = [
     {"RNNSERVE_MAX_BATCH_SIZE": "32"},
     {"RNNSERVE_MAX_BATCH_SIZE": "64"},
     {"RNNSERVE_BATCH_TIMEOUT": "0.001"},
+    {"RNNSERVE_BATCH_TIMEOUT": "0.002"},
     {"RNNSERVE_BATCH_TIMEOUT": "0.02"},
     {"RNNSERVE_API_SERVERS": "2"},
+    {"RNNSERVE_ACCESS_LOG": "false"},
 ]
 
 

@@ -59,6 +59,36 @@ def torch_report(port: int) -> list[str]:
     return found
 
 
+def batch_counters(port: int, path: str) -> dict[str, float]:
+    """Sums and counts of the worker-side histograms in GET /metrics (our server and baseline (b)): requests merged
+    per model call and model seconds per call. Empty when the server has no /metrics (baseline (a))."""
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return {}
+    out = {}
+    for line in text.splitlines():
+        for name in ("rnnserve_batch_requests", "rnnserve_model_seconds"):
+            for part in ("sum", "count"):
+                if line.startswith(f'{name}_{part}{{endpoint="{path}"}}'):
+                    out[f"{name}_{part}"] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def batch_means(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    def delta(key: str) -> float:
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    calls = delta("rnnserve_batch_requests_count")
+    if not calls:
+        return {}
+    return {
+        "mean_batch": delta("rnnserve_batch_requests_sum") / calls,
+        "model_ms_per_call": 1000 * delta("rnnserve_model_seconds_sum") / max(delta("rnnserve_model_seconds_count"), 1),
+    }
+
+
 def run_server(
     kind: str, env: dict[str, str], bodies: Bodies, plan: Plan, logdir: Path, log: Any = print
 ) -> ServerResult:
@@ -71,15 +101,21 @@ def run_server(
         pids = running.pids()
 
         def requests(path: str, payloads: list[bytes], clients: int) -> dict[str, Any]:
+            before = batch_counters(running.port, path)
             point = loadgen.run(
                 loadgen.request_load(
                     HOST, running.port, path, payloads, clients, plan.seconds, plan.warmup, server_pids=pids
                 )
             )
             assert isinstance(point, loadgen.RequestPoint)
-            log(f"    {path} x{clients}: {point.rps:.0f} req/s p50 {point.p50_ms:.1f} p99 {point.p99_ms:.1f} ms")
+            means = batch_means(before, batch_counters(running.port, path))
+            log(
+                f"    {path} x{clients}: {point.rps:.0f} req/s p50 {point.p50_ms:.1f} p99 {point.p99_ms:.1f} ms, "
+                f"load gen {point.loadgen_cores:.2f} server {point.server_cores:.2f} busiest {point.busiest_cores:.2f} "
+                f"cores {means}"
+            )
             time.sleep(0.2)
-            return point.as_dict()
+            return {**point.as_dict(), **means}
 
         def streams(payloads: list[bytes], n: int, seconds: float) -> dict[str, Any]:
             point = loadgen.run(
