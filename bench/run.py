@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import model_only, report
+from bench.loadgen import process_cpu_each
 from bench.payloads import bodies
 from bench.scenario import Plan, run_server, sweep_point
 from service.settings import DEFAULT_ARTIFACTS
@@ -74,14 +75,22 @@ def machine() -> dict[str, Any]:
     }
 
 
-def busy_processes() -> list[str]:
-    """Other processes using the CPU now (a benchmark next to a training run measures the training run)."""
-    out = subprocess.run(["ps", "-eo", "pcpu=,args="], capture_output=True, text=True).stdout
+def busy_processes(seconds: float = 1.0) -> list[str]:
+    """Other processes using the CPU now, sampled from /proc over `seconds` (a benchmark next to a training run
+    measures the training run)."""
+    pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and int(p.name) != os.getpid()]
+    before = process_cpu_each(pids)
+    time.sleep(seconds)
+    after = process_cpu_each(pids)
     busy = []
-    for line in out.splitlines():
-        pcpu, _, args = line.strip().partition(" ")
-        if float(pcpu or 0) > 20 and "bench.run" not in args:
-            busy.append(f"{pcpu}% {args[:80]}")
+    for pid, cpu in after.items():
+        share = (cpu - before.get(pid, cpu)) / seconds
+        if share > 0.2:
+            try:
+                args = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            busy.append(f"{100 * share:.0f}% {args[:80]}")
     return busy
 
 
