@@ -196,6 +196,18 @@ def model_table(r: dict[str, Any]) -> str:
     return _table(head, rows)
 
 
+def stream_batching(r: dict[str, Any]) -> str:
+    rows = {m["batch"]: m for m in r["model_only"] if m["task"] == "charlm"}
+    if 1 not in rows or 32 not in rows:
+        return ""
+    one = min(rows[1]["ort_ms"].values())
+    many = min(rows[32]["ort_ms"].values())
+    return (
+        f"\nChar LM, onnxruntime: one step for 32 streams takes {many:.2f} ms, 32 single steps {32 * one:.2f} ms: "
+        f"stepping concurrent streams together would make {32 * one / many:.1f}× the characters per core.\n"
+    )
+
+
 def served_share(r: dict[str, Any]) -> str:
     gf = r["matmul_gflops"] * 1e9
     flops = {m["task"]: m["flops_per_item"] for m in r["model_only"] if m["batch"] == 1}
@@ -334,6 +346,7 @@ def render(r: dict[str, Any]) -> str:
         "item are 2 per weight per position from the graph's LSTM, convolution and dense shapes (an item is one "
         "sentence, or one generated character for the char LM), averaged over the benchmark's sentences.\n",
         model_table(r),
+        stream_batching(r),
         "\nServed throughput as a share of that ceiling:\n",
         served_share(r),
     ]
@@ -350,11 +363,29 @@ def render(r: dict[str, Any]) -> str:
         "\n## Settings sweep (ours)\n",
         "Each row is a fresh server with the default settings plus the variables shown; the same load for each.\n",
         sweep(r),
+        "\n## Reading the numbers\n",
+        READING,
         "\n## How it is measured\n",
         METHOD,
     ]
     return "\n".join(parts) + "\n"
 
+
+READING = """\
+- Dynamic batching in LitServe 0.2.19 (`collate_requests`) waits up to `batch_timeout` for `max_batch_size`
+  requests before it calls the model: a lone request always pays the whole timeout, and so does every batch while
+  fewer clients are in flight than `max_batch_size`. "requests per model call" above shows the batches formed.
+- Everything of one request except the model call is Python in some process: JSON and pydantic in the HTTP
+  process, tokenization (`decode_request`), padding and the response model (`encode_response`) in the worker, and
+  pickling across two process queues. On 2 cores the "busiest process cores" column shows which process saturates
+  first (1.00 = a full core); the model's own share is "model ms per call" × calls.
+- /generate: each worker generates one stream at a time (service/generation.py explains why there is no
+  continuous batching), so concurrent streams queue for the workers; their total rate can only grow with
+  `RNNSERVE_WORKERS_GENERATE` and free cores. Every character travels as its own piece (worker -> queue -> HTTP
+  process -> one SSE event).
+- The model-only table is the runtime alone; the line under it compares one char LM step for 32 streams with
+  32 single steps, which is what batching concurrent streams would gain at the model.
+"""
 
 METHOD = """\
 - Load: `bench/loadgen.py`, closed loop: N clients, each on its own keep-alive HTTP/1.1 connection (raw asyncio
