@@ -41,6 +41,9 @@ SWEEP: list[dict[str, str]] = [
     {"RNNSERVE_BATCH_TIMEOUT": "0.02"},
     {"RNNSERVE_API_SERVERS": "2"},
     {"RNNSERVE_ACCESS_LOG": "false"},
+    # Candidate code changes, measured with bench/variant_server.py (not settings of the service):
+    {"RNNSERVE_BENCH_VARIANT": "greedy"},
+    {"RNNSERVE_BENCH_VARIANT": "fastqueue"},
 ]
 
 
@@ -98,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--artifacts", type=Path, default=Path(os.environ.get("RNNSERVE_ARTIFACTS", DEFAULT_ARTIFACTS)))
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per load point")
-    parser.add_argument("--sweep-seconds", type=float, default=3.0, help="measured seconds per sweep point")
+    parser.add_argument("--sweep-seconds", type=float, default=2.5, help="measured seconds per sweep point")
     parser.add_argument("--no-sweep", dest="sweep", action="store_false")
     parser.add_argument("--servers", default="ours,fastapi-torch,litserve-torch")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md")
@@ -131,7 +134,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.sweep:
         for combo in SWEEP:
             print("sweep", combo or "defaults", flush=True)
-            results["sweep"].append(sweep_point({**env, **combo}, b, args.sweep_seconds, args.logs))
+            kind = "ours-variant" if "RNNSERVE_BENCH_VARIANT" in combo else "ours"
+            results["sweep"].append(sweep_point({**env, **combo}, b, args.sweep_seconds, args.logs, kind))
             results["sweep"][-1]["env"] = combo
     results["busy_after"] = busy_processes()
     results["duration_s"] = time.perf_counter() - started

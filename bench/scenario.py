@@ -143,9 +143,11 @@ def run_server(
         servers.stop(running)
 
 
-def sweep_point(env: dict[str, str], bodies: Bodies, seconds: float, logdir: Path) -> dict[str, Any]:
+def sweep_point(
+    env: dict[str, str], bodies: Bodies, seconds: float, logdir: Path, kind: str = "ours"
+) -> dict[str, Any]:
     """A short measurement of one settings combination: the figures the defaults are chosen on."""
-    running = servers.start("ours", env, logdir)
+    running = servers.start(kind, env, logdir)
     try:
         time.sleep(0.3)
         pids = running.pids()
