@@ -100,6 +100,24 @@ def side_by_side(r: dict[str, Any]) -> str:
     return _table(head, rows)
 
 
+def loadgen_share(r: dict[str, Any]) -> str:
+    points = [
+        (name, p)
+        for name, s in r["servers"].items()
+        for p in [*s["requests"], s["batched"], s["first_char"], *s["streams"]]
+    ]
+    if not points:
+        return ""
+    name, worst = max(points, key=lambda x: x[1]["loadgen_cores"])
+    cores = r["machine"]["cores"] or 1
+    where = worst.get("path", "/generate") + f" with {worst.get('clients', worst.get('streams'))} clients"
+    return (
+        f"\nThe load generator's own CPU: at most {worst['loadgen_cores']:.2f} cores "
+        f"({100 * worst['loadgen_cores'] / cores:.0f} % of the machine), at {where} against {NAMES[name]}; "
+        "every point's figure is in the detail tables.\n"
+    )
+
+
 def targets(r: dict[str, Any]) -> str:
     s = r["servers"]
     if "ours" not in s:
@@ -301,8 +319,9 @@ def sweep(r: dict[str, Any]) -> str:
     pick = ", ".join(f"{k}={v}" for k, v in best["env"].items()) or "the defaults"
     note = (
         f"\n\nScore: the geometric mean of /sentiment and /ner req/s at 32 clients and /generate chars/s at 4 streams, "
-        f"relative to the defaults. Best in this run: **{pick}**. Points are {r['sweep'][0]['sentiment32']['seconds']:.0f} s "
-        "each: differences under about 10 % are within this machine's run-to-run noise."
+        f"relative to the defaults. Best in this run: **{pick}**. Points are {r['sweep'][0]['sentiment32']['seconds']:.1f} s "
+        "each: differences under about 10 % are within this machine's run-to-run noise. Rows with "
+        "`RNNSERVE_BENCH_VARIANT` are candidate code changes (bench/variant_server.py), not settings of the service."
     )
     return _table(head, rows) + note
 
@@ -338,6 +357,7 @@ def render(r: dict[str, Any]) -> str:
         "## Side by side\n",
         "Ratios are ours ÷ theirs (above 1 is better for ours where higher is better, below 1 where lower is better).\n",
         side_by_side(r),
+        loadgen_share(r),
         "\n## Targets\n",
         targets(r),
         "\n## Model only, in process\n",
