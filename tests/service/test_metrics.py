@@ -4,15 +4,19 @@ answers the scrape). Also the JSON request log with X-Request-ID, and the probes
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from starlette.types import Message, Receive, Scope, Send
 
 from tests.service.serving import Server, start_server, stop_server
 
@@ -40,11 +44,7 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 def scrape(url: str) -> Samples:
     r = httpx.get(url + "/metrics", timeout=10)  # no API key: Prometheus scrapes without one
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(r.text)
-        for s in family.samples
-    }
+    return scrape_text(r.text)
 
 
 def value(samples: Samples, name: str, **labels: str) -> float:
@@ -134,3 +134,98 @@ def test_probes_and_metrics_need_no_api_key(ops_server: Server) -> None:
         assert httpx.get(ops_server.url + path).status_code == 200, path
     assert httpx.get(ops_server.url + "/livez").json() == {"status": "alive"}
     assert httpx.post(ops_server.url + "/ner", json={"text": "EU"}).status_code == 401
+
+
+# The middleware alone, in this process (no server): the cases real traffic reaches only by accident.
+
+
+APP = SimpleNamespace(routes=[SimpleNamespace(path=p) for p in ("/generate", "/livez")])  # what Starlette puts in scope
+
+
+async def _call(observer: Any, path: str, headers: list[tuple[bytes, bytes]] | None = None) -> list[Message]:
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": path, "headers": headers or [], "app": APP}
+    await observer(scope, receive, send)
+    return sent
+
+
+@pytest.fixture
+def metrics_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    from prometheus_client import values
+
+    monkeypatch.setattr(values, "ValueClass", values.ValueClass)  # restored afterwards, as is the variable below
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    return tmp_path
+
+
+def _collected(directory: Path) -> Samples:
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(directory))
+    return scrape_text(generate_latest(registry).decode())
+
+
+def scrape_text(text: str) -> Samples:
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_an_error_event_inside_a_stream_counts_as_an_error(metrics_dir: Path) -> None:
+    from service.metrics import RequestObserver
+
+    async def streaming(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b'data: {"text": "a"}\n\n', "more_body": True})
+        await send({"type": "http.response.body", "body": b"event: error\ndata: {}\n\n", "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    asyncio.run(_call(RequestObserver(streaming, metrics_dir=str(metrics_dir), access_log=False), "/generate"))
+    samples = _collected(metrics_dir)
+    assert value(samples, "rnnserve_requests_total", endpoint="/generate", method="POST", status="200") == 1
+    assert value(samples, "rnnserve_request_errors_total", endpoint="/generate", status="stream") == 1
+
+
+def test_unknown_paths_share_one_label_and_failures_still_count(metrics_dir: Path) -> None:
+    from service.metrics import RequestObserver
+
+    async def failing(scope: Scope, receive: Receive, send: Send) -> None:
+        raise RuntimeError("the app broke before answering")
+
+    observer = RequestObserver(failing, metrics_dir=str(metrics_dir), access_log=False)
+    for path in ("/wp-admin", "/.env", "/livez"):
+        with pytest.raises(RuntimeError):
+            asyncio.run(_call(observer, path))
+    samples = _collected(metrics_dir)
+    assert value(samples, "rnnserve_requests_total", endpoint="other", method="POST", status="500") == 2
+    assert value(samples, "rnnserve_requests_total", endpoint="/livez", method="POST", status="500") == 1
+    assert value(samples, "rnnserve_requests_in_flight", endpoint="other") == 0
+    assert not any(dict(labels).get("endpoint") in ("/wp-admin", "/.env") for _, labels in samples)
+
+
+@pytest.mark.parametrize(
+    ("offered", "echoed"),
+    [(b"abc-123", True), (b"x" * 128, True), (b"x" * 129, False), (b"two words", False), (b"caf\xc3\xa9", False)],
+)
+def test_a_client_request_id_is_echoed_only_when_tame(metrics_dir: Path, offered: bytes, echoed: bool) -> None:
+    from service.metrics import RequestObserver
+
+    async def ok(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"x-request-id", b"spoofed")]})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    sent = asyncio.run(_call(RequestObserver(ok, metrics_dir=str(metrics_dir)), "/livez", [(b"x-request-id", offered)]))
+    ids = [v for k, v in sent[0]["headers"] if k == b"x-request-id"]
+    assert len(ids) == 1 and (ids[0] == offered) is echoed
+    assert echoed or re.fullmatch(rb"[0-9a-f]{32}", ids[0])
