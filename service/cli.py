@@ -6,8 +6,8 @@
     rnnserve evaluate artifacts/ner ../shared/data/conll2003/valid.txt
 
 There is no `export` command: every training run exports its ONNX model, checks parity and writes the artifact.
-Only the standard library is imported here; `serve` then imports the torch-free service, and `train` runs in a child
-process, so `rnnserve serve` never imports torch.
+Only the standard library and the settings are imported here; `serve` then imports the torch-free service, and
+`train` and `evaluate` run their scripts in a child process, so `rnnserve serve` never imports torch.
 """
 
 from __future__ import annotations
@@ -156,10 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(" ".join(command))
             return 0
         return subprocess.call(command)
-    from training.evaluate import main as evaluate  # onnxruntime + numpy: torch-free
-
-    evaluate(evaluate_arguments(args))
-    return 0
+    return subprocess.call([sys.executable, "-m", "training.evaluate", *evaluate_arguments(args)])
 
 
 if __name__ == "__main__":
