@@ -27,6 +27,12 @@ def _wait(driver: Any, condition: Any, what: str) -> Any:
     return WebDriverWait(driver, WAIT, poll_frequency=0.05).until(condition, message=f"waiting for {what}")
 
 
+def _screenshot(driver: Any, section: str) -> None:
+    element = driver.find_element(_by().ID, section)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", element)
+    element.screenshot(str(SCREENSHOTS / f"e2e-{section}.png"))
+
+
 def _type(driver: Any, element_id: str, text: str) -> None:
     element = driver.find_element(_by().ID, element_id)
     element.clear()
@@ -65,7 +71,7 @@ def test_generation_streams_into_the_page(page: Any, page_server: Server) -> Non
     assert int(out.get_attribute("data-pieces")) > 1 and int(out.get_attribute("data-reads")) > 1, "not streamed"
     status = page.find_element(_by().ID, "gen-status").text
     assert f"finish_reason: {expected['finish_reason']}" in status and expected["model"] in status
-    page.find_element(_by().ID, "generate").screenshot(str(SCREENSHOTS / "e2e-generate.png"))
+    _screenshot(page, "generate")
 
 
 def test_generation_error_is_shown(page: Any) -> None:
@@ -78,7 +84,7 @@ def test_generation_error_is_shown(page: Any) -> None:
 
 
 def test_sentiment_shows_probabilities_as_a_bar(page: Any, page_server: Server) -> None:
-    text = "a gripping, funny and deeply moving film"
+    text = "a well-meaning film that never quite works"  # mixed: both sides of the bar show
     _type(page, "sent-text", text)
     page.find_element(_by().ID, "sent-submit").click()
     result = page.find_element(_by().ID, "sent-result")
@@ -91,7 +97,7 @@ def test_sentiment_shows_probabilities_as_a_bar(page: Any, page_server: Server) 
         part = page.find_element(_by().ID, f"sent-bar-{label}")
         assert float(part.get_attribute("data-probability")) == pytest.approx(probability, abs=1e-9)
         assert part.size["width"] == pytest.approx(probability * bar_width, abs=3)  # the bar is to scale
-    page.find_element(_by().ID, "sentiment").screenshot(str(SCREENSHOTS / "e2e-sentiment.png"))
+    _screenshot(page, "sentiment")
 
 
 def test_ner_highlights_entities_inline(page: Any, page_server: Server) -> None:
@@ -117,5 +123,5 @@ def test_ner_highlights_entities_inline(page: Any, page_server: Server) -> None:
         "c.querySelectorAll('.entity-label').forEach((e) => e.remove()); return c.textContent;"
     )
     assert page.execute_script(without_labels, out) == text  # the whole text, entities in place
-    page.find_element(_by().ID, "ner").screenshot(str(SCREENSHOTS / "e2e-ner.png"))
+    _screenshot(page, "ner")
     page.save_screenshot(str(SCREENSHOTS / "e2e-page.png"))
