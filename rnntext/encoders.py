@@ -17,6 +17,7 @@ from rnntext.vocab import Vocab
 
 IntArray = npt.NDArray[np.int64]
 _DIGIT = re.compile(r"\d")
+_HTML_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)  # IMDb reviews (and pasted web text) carry <br />
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class SentimentEncoder:
 
     @staticmethod
     def words(text: str) -> list[str]:
-        return [normalize_sentiment_word(t.text) for t in tokenize(text)]
+        return [normalize_sentiment_word(t.text) for t in tokenize(_HTML_BREAK.sub(" ", text))]
 
     def encode(self, text: str) -> IntArray:
         return self.encode_words(self.words(text))
