@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,35 @@ def test_console_script_is_installed() -> None:
     assert script.exists(), "pip install -e . creates it from [project.scripts]"
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "serve" in result.stdout and "train" in result.stdout
+
+
+def test_serve_runs_the_server_without_torch(artifacts: Path, tmp_path: Path) -> None:
+    import httpx
+
+    from tests.service.serving import TORCH_BLOCKER, Server, free_port, stop_server
+
+    (tmp_path / "torch").mkdir()
+    (tmp_path / "torch" / "__init__.py").write_text(TORCH_BLOCKER)
+    port = free_port()
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{tmp_path}:{REPO}", "HOME": str(tmp_path)}
+    command = [sys.executable, "-m", "service.cli", "serve", f"--port={port}", f"--artifacts={artifacts}",
+               "--ort-threads=1", "--log-level=warning"]  # fmt: skip
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
+    server = Server(process, f"http://127.0.0.1:{port}", log)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if httpx.get(server.url + "/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.25)
+        assert httpx.get(server.url + "/readyz").status_code == 200, server.log_tail()
+        workers = httpx.get(server.url + "/info").json()["workers"]
+        assert len(workers) == 3 and not any(w["torch_imported"] for w in workers)
+        assert all(w["threads"] == 1 for w in workers), "--ort-threads reached the workers"
+    finally:
+        assert stop_server(server) == set(), server.log_tail()
