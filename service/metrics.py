@@ -77,6 +77,13 @@ class HttpMetrics:
             buckets=LATENCY_BUCKETS,
             registry=None,
         )
+        self.first_byte = Histogram(
+            "rnnserve_time_to_first_byte_seconds",
+            "time from the request to the first byte of the answer's body (a stream's first piece)",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=None,
+        )
         self.in_flight = Gauge(
             "rnnserve_requests_in_flight",
             "requests received and not yet answered",
@@ -114,7 +121,7 @@ class RequestObserver:
         request_id = offered if REQUEST_ID.match(offered) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         endpoint, method = self.endpoint(scope), str(scope["method"])
-        status, stream_error, done = 500, False, False
+        status, stream_error, done, first_byte = 500, False, False, True
         in_flight = self.metrics.in_flight.labels(endpoint)
         in_flight.inc()
 
@@ -144,12 +151,15 @@ class RequestObserver:
             )
 
         async def observed_send(message: Message) -> None:
-            nonlocal status, stream_error
+            nonlocal status, stream_error, first_byte
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
                 message = {**message, "headers": [*headers, (b"x-request-id", request_id.encode())]}
             elif message["type"] == "http.response.body":
+                if first_byte and message.get("body"):
+                    first_byte = False
+                    self.metrics.first_byte.labels(endpoint).observe(time.perf_counter() - start)
                 if message.get("body", b"").startswith(b"event: error"):
                     stream_error = True
                 if not message.get("more_body", False):

@@ -82,6 +82,7 @@ def test_metrics_count_the_traffic_exactly(ops_server: Server) -> None:
     assert delta("rnnserve_request_errors_total", endpoint="/sentiment", status="422") == 3
     assert delta("rnnserve_request_errors_total", endpoint="/sentiment", status="401") == 1
     assert delta("rnnserve_request_duration_seconds_count", endpoint="/sentiment") == 13
+    assert delta("rnnserve_time_to_first_byte_seconds_count", endpoint="/generate") == 2
     assert delta("rnnserve_requests_total", endpoint="/ner", method="POST", status="200") == 2
     assert delta("rnnserve_request_errors_total", endpoint="/ner", status="415") == 1
     assert delta("rnnserve_requests_total", endpoint="/generate", method="POST", status="200") == 2
@@ -195,6 +196,9 @@ def test_an_error_event_inside_a_stream_counts_as_an_error(metrics_dir: Path) ->
     samples = _collected(metrics_dir)
     assert value(samples, "rnnserve_requests_total", endpoint="/generate", method="POST", status="200") == 1
     assert value(samples, "rnnserve_request_errors_total", endpoint="/generate", status="stream") == 1
+    assert value(samples, "rnnserve_time_to_first_byte_seconds_count", endpoint="/generate") == 1
+    first = value(samples, "rnnserve_time_to_first_byte_seconds_sum", endpoint="/generate")
+    assert 0 < first <= value(samples, "rnnserve_request_duration_seconds_sum", endpoint="/generate")
 
 
 def test_unknown_paths_share_one_label_and_failures_still_count(metrics_dir: Path) -> None:
