@@ -110,6 +110,8 @@ def test_install_and_start_like_the_image(artifacts: Path, tmp_path: Path) -> No
         r = httpx.post(server.url + "/sentiment", json={"text": "a fine film"}, timeout=30)
         assert r.status_code == 200 and r.json()["label"] in ("negative", "positive")
         assert all(w["torch_imported"] is False for w in httpx.get(server.url + "/info").json()["workers"])
+        page = httpx.get(server.url + "/")  # package data (the HTML page) made it into the installed package
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         assert len(descendants(process.pid)) >= 3
     finally:
         assert stop_server(server) == set(), server.log_tail()
