@@ -38,7 +38,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")  # a client's id is echoed only if it is this tame
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")  # a client's id is echoed only if it is this tame
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 access_logger = logging.getLogger("service.access")
 
 
@@ -118,9 +119,10 @@ class RequestObserver:
             return
         start = time.perf_counter()
         offered = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = offered if REQUEST_ID.match(offered) else uuid.uuid4().hex
+        request_id = offered if REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         endpoint, method = self.endpoint(scope), str(scope["method"])
+        method = method if method in METHODS else "other"  # any token is a valid method: bound the label
         status, stream_error, done, first_byte = 500, False, False, True
         in_flight = self.metrics.in_flight.labels(endpoint)
         in_flight.inc()

@@ -220,7 +220,14 @@ def test_unknown_paths_share_one_label_and_failures_still_count(metrics_dir: Pat
 
 @pytest.mark.parametrize(
     ("offered", "echoed"),
-    [(b"abc-123", True), (b"x" * 128, True), (b"x" * 129, False), (b"two words", False), (b"caf\xc3\xa9", False)],
+    [
+        (b"abc-123", True),
+        (b"x" * 128, True),
+        (b"x" * 129, False),
+        (b"two words", False),
+        (b"caf\xc3\xa9", False),
+        (b"id\n", False),
+    ],
 )
 def test_a_client_request_id_is_echoed_only_when_tame(metrics_dir: Path, offered: bytes, echoed: bool) -> None:
     from service.metrics import RequestObserver
