@@ -4,6 +4,7 @@
 import litserve as ls
 
 from service import ner
+from service.batching import BlockingBatchedLoop
 from service.ner import FloatArray, NerBatch, NerInput, NerModel, NerOutput
 from service.schemas import NerRequest, NerResponse
 from service.settings import Settings
@@ -12,7 +13,12 @@ from service.workers import WorkerStatus, load_model, report
 
 class NerAPI(ls.LitAPI):  # type: ignore[misc]  # litserve ships no type hints
     def __init__(self, settings: Settings, status: WorkerStatus | None = None) -> None:
-        super().__init__(api_path="/ner", max_batch_size=settings.max_batch_size, batch_timeout=settings.batch_timeout)
+        super().__init__(
+            api_path="/ner",
+            max_batch_size=settings.max_batch_size,
+            batch_timeout=settings.batch_timeout,
+            loop=BlockingBatchedLoop(),  # LitServe's own polls its queue every millisecond, even idle
+        )
         self.settings, self.status = settings, status
 
     def setup(self, device: str) -> None:

@@ -4,6 +4,7 @@
 import litserve as ls
 
 from service import sentiment
+from service.batching import BlockingBatchedLoop
 from service.schemas import SentimentBatchResponse, SentimentRequest, SentimentResponse
 from service.sentiment import FloatArray, SentimentBatch, SentimentInput, SentimentModel, SentimentOutput
 from service.settings import Settings
@@ -13,7 +14,10 @@ from service.workers import WorkerStatus, load_model, report
 class SentimentAPI(ls.LitAPI):  # type: ignore[misc]  # litserve ships no type hints
     def __init__(self, settings: Settings, status: WorkerStatus | None = None) -> None:
         super().__init__(
-            api_path="/sentiment", max_batch_size=settings.max_batch_size, batch_timeout=settings.batch_timeout
+            api_path="/sentiment",
+            max_batch_size=settings.max_batch_size,
+            batch_timeout=settings.batch_timeout,
+            loop=BlockingBatchedLoop(),  # LitServe's own polls its queue every millisecond, even idle
         )
         self.settings, self.status = settings, status
 

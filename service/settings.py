@@ -53,7 +53,9 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(
         default=16, ge=2, description="requests merged into one model call (>= 2: batched loop)"
     )
-    batch_timeout: float = Field(default=0.005, ge=0, description="seconds to wait for a batch to fill")
+    batch_timeout: float = Field(
+        default=0.0, ge=0, description="seconds to wait for more requests; 0: take what is queued"
+    )
 
     @property
     def total_workers(self) -> int:
