@@ -95,6 +95,7 @@ def test_ner_short_run_learns_and_exports(data_dir: Path, tmp_path: Path) -> Non
             "--epochs=3",
             "--batch-size=16",
             "--lr=5e-3",
+            "--pretrained=none",
         ]
     )
     manifest = check_artifact(out, "ner")
