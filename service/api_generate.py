@@ -8,7 +8,7 @@ from typing import Any
 
 import litserve as ls
 
-from service.generation import CharGenerator, Piece, generate_text
+from service.generation import CharGenerator, Piece, coalesce, generate_text
 from service.schemas import GeneratePiece, GenerateRequest
 from service.settings import Settings
 from service.workers import WorkerStatus, load_model, report
@@ -31,7 +31,7 @@ class GenerateAPI(ls.LitAPI):  # type: ignore[misc]  # litserve ships no type hi
 
     def predict(self, request: GenerateRequest) -> Iterator[Piece]:
         if request.stream:
-            yield from self.generator.generate(request)
+            yield from coalesce(self.generator.generate(request), self.settings.stream_interval)
         else:
             yield generate_text(self.generator, request)
 

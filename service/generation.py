@@ -12,7 +12,8 @@ batch (float round-off differs with the batch shape). Not clean enough to take o
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,6 +99,24 @@ class CharGenerator:
             if text:
                 yield Piece(text)
             logits, state = self.step(token, state)
+
+
+def coalesce(pieces: Iterator[Piece], interval: float, clock: Callable[[], float] = time.monotonic) -> Iterator[Piece]:
+    """Merge pieces so that at most one leaves every `interval` seconds (the first at once, the final with whatever
+    is pending). Each streamed piece costs an inter-process message and an HTTP chunk (measured ~0.6 ms, more than
+    a generation step), so one event per character would spend most of the time on transport."""
+    pending, last = "", None
+    for piece in pieces:
+        now = clock()
+        if piece.finish_reason is not None:
+            yield Piece(pending + piece.text, piece.finish_reason, piece.generated_tokens)
+            return
+        pending += piece.text
+        if last is None or now - last >= interval:
+            yield Piece(pending)
+            pending, last = "", now
+    if pending:
+        yield Piece(pending)
 
 
 def generate_text(generator: CharGenerator, request: GenerateRequest) -> Piece:

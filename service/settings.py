@@ -49,6 +49,11 @@ class Settings(BaseSettings):
         default=None, ge=1, description="intra-op threads per worker; default cores / workers"
     )
 
+    # Streaming: each event is an inter-process message plus an HTTP chunk, so characters are sent in groups.
+    stream_interval: float = Field(
+        default=0.02, ge=0, description="/generate streaming: at most one event per this many seconds (0: per piece)"
+    )
+
     # Dynamic batching of /sentiment and /ner requests.
     max_batch_size: int = Field(
         default=16, ge=2, description="requests merged into one model call (>= 2: batched loop)"

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.generation import CharGenerator, generate_text
+from service.generation import CharGenerator, Piece, coalesce, generate_text
 from service.runtime import OnnxModel
 from service.schemas import GenerateRequest
 
@@ -63,3 +63,12 @@ def test_streamed_pieces_join_to_the_whole_text(generator: CharGenerator) -> Non
 def test_unknown_characters_in_the_prompt_are_accepted(generator: CharGenerator) -> None:
     out = generate_text(generator, GenerateRequest(prompt="😀\u2603 ROMEO", max_new_tokens=5, temperature=0))
     assert len(out.text) == 5
+
+
+def test_coalesce_merges_pieces_by_time() -> None:
+    ticks = iter([0.0, 0.001, 0.002, 0.030, 0.031, 0.032])
+    pieces = [Piece("a"), Piece("b"), Piece("c"), Piece("d"), Piece("e"), Piece("f", "stop", 6)]
+    out = list(coalesce(iter(pieces), interval=0.02, clock=lambda: next(ticks)))
+    assert out == [Piece("a"), Piece("bcd"), Piece("ef", "stop", 6)]  # first at once, then every 20 ms, final
+    assert list(coalesce(iter(pieces[:3]), interval=0.0)) == pieces[:3]
+    assert "".join(p.text for p in coalesce(iter(pieces[:2]), interval=10)) == "ab"
