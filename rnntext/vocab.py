@@ -40,7 +40,9 @@ class Vocab:
     ) -> Vocab:
         """Specials first, then tokens by falling count (ties alphabetically, so builds are reproducible)."""
         counts = Counter(items)
-        ranked = sorted((t for t, c in counts.items() if c >= min_count and t not in specials), key=lambda t: (-counts[t], t))
+        ranked = sorted(
+            (t for t, c in counts.items() if c >= min_count and t not in specials), key=lambda t: (-counts[t], t)
+        )
         if max_size is not None:
             ranked = ranked[: max(0, max_size - len(specials))]
         tokens = (*specials, *ranked)
