@@ -155,3 +155,35 @@ def _rotating(session: Any, windows: list[dict[str, Any]]) -> Callable[[], objec
         return session.run(None, windows[state["i"] % len(windows)])
 
     return call
+
+
+def padding_study(artifacts: Path, texts: dict[str, list[str]], n: int = 64, chunk: int = 8) -> list[dict[str, Any]]:
+    """`n` real sentences through onnxruntime (1 thread) three ways: one call padded to the longest, `n` calls of
+    one sentence, and sorted by length in calls of `chunk`. Padding costs what the padded steps would cost."""
+    rows = []
+    for task in ("sentiment", "ner"):
+        directory = artifacts / task
+        model = OnnxModel.load(directory, device="cpu", threads=1)
+        sample = texts[task][:n]
+        lengths = [feeds_for(task, directory, [t], 1)["lengths"][0] for t in sample]
+        ordered = [t for _, t in sorted(zip(lengths, sample, strict=True), key=lambda x: x[0])]
+        padded = [feeds_for(task, directory, sample, n)]
+        singles = [feeds_for(task, directory, [t], 1) for t in sample]
+        chunks = [feeds_for(task, directory, ordered[i : i + chunk], chunk) for i in range(0, n, chunk)]
+
+        def calls(feeds: list[dict[str, Any]], session: Any = model.session) -> Callable[[], object]:
+            return lambda: [session.run(None, f) for f in feeds]
+
+        rows.append(
+            {
+                "task": task,
+                "sentences": n,
+                "chunk": chunk,
+                "mean_length": float(np.mean(lengths)),
+                "max_length": int(max(lengths)),
+                "padded_ms": 1000 * time_call(calls(padded)),
+                "singles_ms": 1000 * time_call(calls(singles)),
+                "sorted_chunks_ms": 1000 * time_call(calls(chunks)),
+            }
+        )
+    return rows

@@ -226,6 +226,35 @@ def stream_batching(r: dict[str, Any]) -> str:
     )
 
 
+def padding(r: dict[str, Any]) -> str:
+    rows = [
+        [
+            p["task"],
+            f"{p['sentences']} (mean {p['mean_length']:.1f}, max {p['max_length']} tokens)",
+            _f(p["padded_ms"], 1),
+            _f(p["singles_ms"], 1),
+            f"{_f(p['sorted_chunks_ms'], 1)} ({p['chunk']} per call)",
+            f"{p['padded_ms'] / p['sorted_chunks_ms']:.1f}×",
+        ]
+        for p in r.get("padding", [])
+    ]
+    if not rows:
+        return ""
+    head = [
+        "model",
+        "real sentences",
+        "one padded call ms",
+        "one call each ms",
+        "sorted by length ms",
+        "padded ÷ sorted",
+    ]
+    intro = (
+        "\nPadding, onnxruntime 1 thread: the same sentences in one call padded to the longest, one call each, and "
+        "sorted by length in small calls. A padded batch costs about what its padded steps would cost:\n\n"
+    )
+    return intro + _table(head, rows) + "\n"
+
+
 def served_share(r: dict[str, Any]) -> str:
     gf = r["matmul_gflops"] * 1e9
     flops = {m["task"]: m["flops_per_item"] for m in r["model_only"] if m["batch"] == 1}
@@ -367,6 +396,7 @@ def render(r: dict[str, Any]) -> str:
         "sentence, or one generated character for the char LM), averaged over the benchmark's sentences.\n",
         model_table(r),
         stream_batching(r),
+        padding(r),
         "\nServed throughput as a share of that ceiling:\n",
         served_share(r),
     ]

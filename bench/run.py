@@ -38,11 +38,12 @@ SWEEP: list[dict[str, str]] = [
     {"RNNSERVE_MAX_BATCH_SIZE": "64"},
     {"RNNSERVE_BATCH_TIMEOUT": "0.001"},
     {"RNNSERVE_BATCH_TIMEOUT": "0.002"},
-    {"RNNSERVE_BATCH_TIMEOUT": "0.02"},
+    {"RNNSERVE_BATCH_TIMEOUT": "0.005"},
+    {"RNNSERVE_STREAM_INTERVAL": "0"},
+    {"RNNSERVE_STREAM_INTERVAL": "0.05"},
     {"RNNSERVE_API_SERVERS": "2"},
     {"RNNSERVE_ACCESS_LOG": "false"},
-    # Candidate code changes, measured with bench/variant_server.py (not settings of the service):
-    {"RNNSERVE_BENCH_VARIANT": "greedy"},
+    # A candidate code change, measured with bench/variant_server.py (not a setting of the service):
     {"RNNSERVE_BENCH_VARIANT": "fastqueue"},
 ]
 
@@ -124,6 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     results["matmul_gflops"] = model_only.matmul_gflops()
     texts = {"sentiment": b.sentiment_texts, "ner": b.ner_texts}
     results["model_only"] = [asdict(r) for r in model_only.measure(args.artifacts, texts)]
+    results["padding"] = model_only.padding_study(args.artifacts, texts)
 
     results["servers"] = {}
     for kind in args.servers.split(","):
