@@ -14,6 +14,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict
 from importlib.metadata import version
@@ -24,6 +25,7 @@ from bench import model_only, report
 from bench.loadgen import process_cpu_each
 from bench.payloads import bodies
 from bench.scenario import Plan, run_server, sweep_point
+from bench.servers import descendants
 from service.settings import DEFAULT_ARTIFACTS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -97,6 +99,40 @@ def busy_processes(seconds: float = 1.0) -> list[str]:
     return busy
 
 
+class Interference:
+    """Samples, every `period` seconds, the CPU of processes that are not this benchmark (nor its servers)."""
+
+    def __init__(self, period: float = 2.0) -> None:
+        self.period, self.samples = period, []  # type: ignore[var-annotated]
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _others(self) -> dict[int, float]:
+        mine = {os.getpid(), *descendants(os.getpid())}
+        pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and int(p.name) not in mine]
+        return process_cpu_each(pids)
+
+    def _run(self) -> None:
+        before, t0 = self._others(), time.perf_counter()
+        while not self.stop.wait(self.period):
+            after, t1 = self._others(), time.perf_counter()
+            used = sum(max(0.0, cpu - before.get(pid, cpu)) for pid, cpu in after.items())
+            self.samples.append(used / (t1 - t0))
+            before, t0 = after, t1
+
+    def __enter__(self) -> Interference:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def summary(self) -> dict[str, float]:
+        xs = self.samples or [0.0]
+        return {"mean_cores": sum(xs) / len(xs), "max_cores": max(xs)}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--artifacts", type=Path, default=Path(os.environ.get("RNNSERVE_ARTIFACTS", DEFAULT_ARTIFACTS)))
@@ -120,24 +156,26 @@ def main(argv: list[str] | None = None) -> None:
     results["plan"] = asdict(plan)
     results["bodies"] = {"sentiment": len(b.sentiment), "ner": len(b.ner), "batch_texts": b.batch_texts}
 
-    print("model-only ...", flush=True)
-    results["matmul_gflops"] = model_only.matmul_gflops()
-    texts = {"sentiment": b.sentiment_texts, "ner": b.ner_texts}
-    results["model_only"] = [asdict(r) for r in model_only.measure(args.artifacts, texts)]
-    results["padding"] = model_only.padding_study(args.artifacts, texts)
+    with Interference() as others:
+        print("model-only ...", flush=True)
+        results["matmul_gflops"] = model_only.matmul_gflops()
+        texts = {"sentiment": b.sentiment_texts, "ner": b.ner_texts}
+        results["model_only"] = [asdict(r) for r in model_only.measure(args.artifacts, texts)]
+        results["padding"] = model_only.padding_study(args.artifacts, texts)
 
-    results["servers"] = {}
-    for kind in args.servers.split(","):
-        print(f"{kind} ...", flush=True)
-        results["servers"][kind] = asdict(run_server(kind, env, b, plan, args.logs))
+        results["servers"] = {}
+        for kind in args.servers.split(","):
+            print(f"{kind} ...", flush=True)
+            results["servers"][kind] = asdict(run_server(kind, env, b, plan, args.logs))
 
-    results["sweep"] = []
-    if args.sweep:
-        for combo in SWEEP:
-            print("sweep", combo or "defaults", flush=True)
-            kind = "ours-variant" if "RNNSERVE_BENCH_VARIANT" in combo else "ours"
-            results["sweep"].append(sweep_point({**env, **combo}, b, args.sweep_seconds, args.logs, kind))
-            results["sweep"][-1]["env"] = combo
+        results["sweep"] = []
+        if args.sweep:
+            for combo in SWEEP:
+                print("sweep", combo or "defaults", flush=True)
+                kind = "ours-variant" if "RNNSERVE_BENCH_VARIANT" in combo else "ours"
+                results["sweep"].append(sweep_point({**env, **combo}, b, args.sweep_seconds, args.logs, kind))
+                results["sweep"][-1]["env"] = combo
+    results["interference"] = others.summary()
     results["busy_after"] = busy_processes()
     results["duration_s"] = time.perf_counter() - started
 
