@@ -43,7 +43,7 @@ train-charlm: $(VENV)/.dev
 	$(PY) -m training.train_charlm --data=$(DATA)/tinyshakespeare/train.txt --out=artifacts/charlm
 
 train-sentiment: $(VENV)/.dev
-	$(PY) -m training.train_sentiment --data=$(DATA)/sst2/train.tsv --out=artifacts/sentiment
+	$(PY) -m training.train_sentiment --data=$(DATA)/sst2/train.tsv --imdb=$(DATA)/imdb/train.tsv --out=artifacts/sentiment
 
 train-ner: $(VENV)/.dev
 	$(PY) -m training.train_ner --train=$(DATA)/conll2003/train.txt --valid=$(DATA)/conll2003/valid.txt --out=artifacts/ner

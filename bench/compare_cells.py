@@ -37,6 +37,7 @@ def main() -> None:
             train_sentiment.main(
                 [
                     f"--data={args.data}",
+                    "--imdb=",
                     f"--out={out}",
                     f"--runs={tmp}",
                     f"--max-rows={args.rows}",

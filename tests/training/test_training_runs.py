@@ -64,6 +64,7 @@ def test_sentiment_short_run_learns_and_exports(data_dir: Path, tmp_path: Path) 
     train_sentiment.main(
         [
             f"--data={data_dir}/sst2/train.tsv",
+            "--imdb=",
             f"--out={out}",
             f"--runs={tmp_path}",
             "--max-rows=4000",
@@ -108,6 +109,7 @@ def test_from_scratch_cell_trains_and_exports(data_dir: Path, tmp_path: Path) ->
     train_sentiment.main(
         [
             f"--data={data_dir}/sst2/train.tsv",
+            "--imdb=",
             f"--out={out}",
             f"--runs={tmp_path}",
             "--max-rows=1500",
@@ -133,6 +135,7 @@ def test_torchrun_two_ranks_end_with_the_same_weights(data_dir: Path, tmp_path: 
         "-m",
         "training.train_sentiment",
         f"--data={data_dir}/sst2/train.tsv",
+        "--imdb=",
         f"--out={tmp_path / 'out'}",
         f"--runs={tmp_path}",
         "--max-rows=1200",
