@@ -152,3 +152,40 @@ def test_torchrun_two_ranks_end_with_the_same_weights(data_dir: Path, tmp_path: 
     for name in rank0:
         torch.testing.assert_close(rank0[name], rank1[name], rtol=0, atol=0, msg=name)
     assert (tmp_path / "out" / "model.onnx").is_file()  # rank 0 alone writes the artifact
+
+
+def test_service_serves_a_from_scratch_cell_model_unchanged(data_dir: Path, tmp_path: Path) -> None:
+    """A sentiment model trained with the from-scratch GRU replaces the committed one; the real server serves it."""
+    import shutil
+
+    import httpx
+
+    from tests.service.serving import start_server, stop_server
+
+    served = tmp_path / "artifacts"
+    for task in ("charlm", "ner"):
+        shutil.copytree(REPO / "artifacts" / task, served / task)
+    train_sentiment.main(
+        [
+            f"--data={data_dir}/sst2/train.tsv",
+            "--imdb=",
+            f"--out={served / 'sentiment'}",
+            f"--runs={tmp_path}",
+            "--max-rows=1500",
+            "--embed=16",
+            "--hidden=16",
+            "--epochs=1",
+            "--cell=gru",
+            "--pretrained=none",
+            "--name=sentiment-gru-smoke",
+        ]
+    )
+    server = start_server(served, tmp_path / "server")
+    try:
+        reply = httpx.post(server.url + "/sentiment", json={"text": "a gripping, funny film"}, timeout=30)
+        assert reply.status_code == 200, reply.text
+        body = reply.json()
+        assert body["model"] == "sentiment-gru-smoke@1.1.0"
+        assert body["label"] in ("negative", "positive") and abs(sum(body["scores"].values()) - 1) < 1e-5
+    finally:
+        stop_server(server)
