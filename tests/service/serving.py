@@ -45,7 +45,7 @@ def start_server(artifacts: Path, workdir: Path, extra_env: dict[str, str] | Non
         PYTHONPATH=os.pathsep.join([str(blocker.parent), str(REPO)]),
         RNNSERVE_PORT=str(port),
         RNNSERVE_ARTIFACTS=str(artifacts),
-        RNNSERVE_LOG_LEVEL="warning",
+        RNNSERVE_LOG_LEVEL="info",  # the default: what a deployment would log
         **(extra_env or {}),
     )
     log = workdir / f"server-{port}.log"

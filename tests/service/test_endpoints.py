@@ -9,6 +9,7 @@ import pytest
 
 from service import schemas
 from service.schemas import GenerateResponse, NerResponse, SentimentBatchResponse, SentimentResponse
+from tests.service.serving import Server
 
 
 def error_fields(response: httpx.Response) -> list[Any]:
@@ -170,3 +171,13 @@ def test_openapi_documents_the_routes(client: httpx.Client) -> None:
     assert {"/generate", "/sentiment", "/ner"} <= set(spec["paths"])
     generate = spec["components"]["schemas"]["GenerateRequest"]["properties"]
     assert generate["max_new_tokens"]["maximum"] == 300  # the configured limit, not the default
+
+
+def test_request_text_is_never_logged(server: Server, client: httpx.Client) -> None:
+    marker = "Zanzibar-quokka-7731"
+    client.post("/sentiment", json={"texts": [f"a film about {marker}"]})
+    client.post("/ner", json={"text": f"{marker} visited Paris"})
+    client.post("/generate", json={"prompt": marker, "max_new_tokens": 3, "stream": True})
+    client.post("/generate", json={"prompt": marker, "max_new_tokens": -1})  # a 422 does not echo it either
+    assert marker not in client.post("/ner", json={"tokens": [marker, "a b"]}).text
+    assert marker not in server.log.read_text(errors="replace")
