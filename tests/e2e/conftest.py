@@ -40,7 +40,7 @@ def _find(names: tuple[str, ...]) -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # torn down after the e2e tests: no idle browser or server for the rest of a run
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is a dev dependency: pip install -e .[dev]")
     binary, driver_path = _find(BROWSERS), _find(DRIVERS)
@@ -64,7 +64,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         driver.quit()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # torn down after the e2e tests: no idle browser or server for the rest of a run
 def page_server(artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     running = start_server(artifacts, tmp_path_factory.mktemp("e2e-server"))
     yield running
