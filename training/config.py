@@ -17,9 +17,9 @@ def parse_config(cls: type[C], argv: list[str] | None = None, description: str |
     for field in dataclasses.fields(cls):  # type: ignore[arg-type]
         kind = _scalar_type(hints[field.name])
         default = field.default if field.default is not dataclasses.MISSING else None
+        flags = dict.fromkeys([f"--{field.name.replace('_', '-')}", f"--{field.name}"])  # --max-rows and --max_rows
         parser.add_argument(
-            f"--{field.name.replace('_', '-')}",
-            f"--{field.name}",
+            *flags,
             dest=field.name,
             type=_parse_bool if kind is bool else kind,
             default=default,
@@ -46,3 +46,19 @@ def _parse_bool(text: str) -> bool:
 def knob(default: Any, help: str) -> Any:
     """A config field with a help text: `lr: float = knob(1e-3, "peak learning rate")`."""
     return dataclasses.field(default=default, metadata={"help": help})
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """Knobs every training script shares: where to write, the optimiser, threads and seed."""
+
+    out: str = knob("artifacts/model", "artifact directory to write")
+    runs: str = knob("runs", "directory for the best checkpoint (not committed)")
+    epochs: int = knob(10, "passes over the training data")
+    lr: float = knob(2e-3, "peak learning rate (AdamW, warmup then cosine)")
+    weight_decay: float = knob(0.01, "AdamW weight decay")
+    clip: float = knob(1.0, "gradient norm clip")
+    threads: int = knob(1, "torch CPU threads")
+    seed: int = knob(1337, "random seed")
+    name: str = knob("model", "model name in the manifest")
+    version: str = knob("1.0.0", "model version in the manifest")

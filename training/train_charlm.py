@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from rnntext.manifest import IOSpec, TensorSpec
 from rnntext.vocab import UNK, Vocab
 from training import artifacts
-from training.config import knob, parse_config
+from training.config import RunConfig, knob, parse_config
 from training.data import read_text
 from training.export import Signature, write_checked
 from training.loop import Distributed, Schedule, fit, init_distributed, plot_history, seed_everything
@@ -41,12 +41,11 @@ SIGNATURE = Signature(
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(RunConfig):
     """Character LM (embedding + LSTM) on Tiny Shakespeare."""
 
     data: str = knob("../shared/data/tinyshakespeare/train.txt", "training text (UTF-8)")
     out: str = knob("artifacts/charlm", "artifact directory to write")
-    runs: str = knob("runs", "directory for the best checkpoint (not committed)")
     valid_fraction: float = knob(0.1, "last share of the text held out for validation")
     max_chars: int | None = knob(None, "use only the first N characters (quick runs, tests)")
     cell: str = knob("torch-lstm", "recurrent cell: torch-lstm | lstm (from scratch)")
@@ -58,12 +57,7 @@ class TrainConfig:
     batch_size: int = knob(64, "windows per step")
     epochs: int = knob(14, "epochs (an epoch is steps_per_epoch random windows batches)")
     steps_per_epoch: int = knob(120, "steps per epoch")
-    lr: float = knob(2e-3, "peak learning rate (AdamW, warmup then cosine)")
-    weight_decay: float = knob(0.01, "AdamW weight decay")
-    clip: float = knob(1.0, "gradient norm clip")
     unk_rate: float = knob(0.001, "share of input characters replaced by <unk>, so unseen characters are handled")
-    threads: int = knob(1, "torch CPU threads")
-    seed: int = knob(1337, "random seed")
     name: str = knob("charlm-shakespeare", "model name in the manifest")
     version: str = knob("1.0.0", "model version in the manifest")
 

@@ -24,7 +24,7 @@ from rnntext.tags import allowed_transitions, constrained_decode, entity_scores
 from rnntext.vocab import Vocab
 from training import artifacts
 from training.batching import bucketed, shard
-from training.config import knob, parse_config
+from training.config import RunConfig, knob, parse_config
 from training.data import TaggedSentence, read_conll
 from training.export import Signature, write_checked
 from training.loop import Distributed, Schedule, fit, init_distributed, plot_history, seed_everything
@@ -49,13 +49,12 @@ SIGNATURE = Signature(
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(RunConfig):
     """NER tagger (word embedding + character CNN + bidirectional LSTM) on CoNLL-2003 English."""
 
     train: str = knob("../shared/data/conll2003/train.txt", "CoNLL training file")
     valid: str = knob("../shared/data/conll2003/valid.txt", "CoNLL validation file")
     out: str = knob("artifacts/ner", "artifact directory to write")
-    runs: str = knob("runs", "directory for the best checkpoint (not committed)")
     max_sentences: int | None = knob(None, "use only the first N sentences of each file (quick runs, tests)")
     cell: str = knob("torch-lstm", "recurrent cell: torch-lstm | lstm | gru | rnn")
     pretrained: str = knob("minilm", "initialise word vectors: none | minilm (all-MiniLM-L6-v2 wheel, PCA)")
@@ -70,11 +69,7 @@ class TrainConfig:
     unk_rate: float = knob(0.05, "word dropout: share of training words replaced by <unk>")
     batch_size: int = knob(32, "sentences per step")
     epochs: int = knob(20, "passes over the training sentences")
-    lr: float = knob(2e-3, "peak learning rate (AdamW, warmup then cosine)")
-    weight_decay: float = knob(0.01, "AdamW weight decay")
-    clip: float = knob(5.0, "gradient norm clip")
-    threads: int = knob(1, "torch CPU threads")
-    seed: int = knob(1337, "random seed")
+    clip: float = knob(5.0, "gradient norm clip (larger: the tagger has many short sequences)")
     name: str = knob("ner-conll2003", "model name in the manifest")
     version: str = knob("1.0.0", "model version in the manifest")
 

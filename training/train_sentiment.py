@@ -24,7 +24,7 @@ from rnntext.manifest import IOSpec, TensorSpec
 from rnntext.vocab import Vocab
 from training import artifacts
 from training.batching import bucketed, shard
-from training.config import knob, parse_config
+from training.config import RunConfig, knob, parse_config
 from training.data import LabeledText, read_labeled_tsv, split_off, sst_sentence_split
 from training.export import Signature, write_checked
 from training.loop import Distributed, Schedule, fit, init_distributed, plot_history, seed_everything
@@ -43,12 +43,11 @@ SIGNATURE = Signature(
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(RunConfig):
     """Sentence sentiment (embedding + bidirectional LSTM) on SST-2."""
 
     data: str = knob("../shared/data/sst2/train.tsv", "SST-2 train.tsv (sentence<TAB>label)")
     out: str = knob("artifacts/sentiment", "artifact directory to write")
-    runs: str = knob("runs", "directory for the best checkpoint (not committed)")
     valid_fraction: float = knob(0.15, "share of full sentences held out for validation")
     imdb: str = knob(
         "../shared/data/imdb/train.tsv", "IMDb train.tsv to train on as well, so long reviews work too ('': SST-2 only)"
@@ -69,11 +68,6 @@ class TrainConfig:
     unk_rate: float = knob(0.05, "word dropout: share of training words replaced by <unk>")
     batch_size: int = knob(64, "rows per step")
     epochs: int = knob(4, "passes over the training rows")
-    lr: float = knob(2e-3, "peak learning rate (AdamW, warmup then cosine)")
-    weight_decay: float = knob(0.01, "AdamW weight decay")
-    clip: float = knob(1.0, "gradient norm clip")
-    threads: int = knob(1, "torch CPU threads")
-    seed: int = knob(1337, "random seed")
     save_rank_weights: bool = knob(False, "torchrun: every rank saves its final weights (to compare ranks)")
     name: str = knob("sentiment-sst2", "model name in the manifest")
     version: str = knob("1.1.0", "model version in the manifest")
