@@ -3,21 +3,29 @@ released chunk of text; a plain request gets a single final piece. The HTTP side
 pieces into Server-Sent Events or one JSON body."""
 
 # No `from __future__ import annotations`: LitServe reads the request type from the live annotation.
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import litserve as ls
 
-from service.generation import CharGenerator, Piece, coalesce, generate_text
+from service.generation import Cancellation, CharGenerator, Piece, coalesce, generate_text
 from service.schemas import GeneratePiece, GenerateRequest
 from service.settings import Settings
 from service.workers import WorkerStatus, load_model, report
 
+logger = logging.getLogger(__name__)
+
 
 class GenerateAPI(ls.LitAPI):  # type: ignore[misc]  # litserve ships no type hints
-    def __init__(self, settings: Settings, status: WorkerStatus | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        status: WorkerStatus | None = None,
+        cancellations: MutableMapping[str, float] | None = None,
+    ) -> None:
         super().__init__(api_path="/generate", stream=True)
-        self.settings, self.status = settings, status
+        self.settings, self.status, self.cancellations = settings, status, cancellations
 
     def setup(self, device: str) -> None:
         model = load_model(self.settings, "charlm")
@@ -30,14 +38,18 @@ class GenerateAPI(ls.LitAPI):  # type: ignore[misc]  # litserve ships no type hi
         return request
 
     def predict(self, request: GenerateRequest) -> Iterator[Piece]:
+        uid = request._request_id
+        cancelled = Cancellation(self.cancellations, uid) if self.cancellations is not None and uid else None
         if request.stream:
-            yield from coalesce(self.generator.generate(request), self.settings.stream_interval)
+            yield from coalesce(self.generator.generate(request, cancelled), self.settings.stream_interval)
         else:
-            yield generate_text(self.generator, request)
+            yield generate_text(self.generator, request, cancelled)
 
     # Annotated Any: LitServe would turn an Iterator return type into an (invalid) FastAPI response model.
     def encode_response(self, pieces: Iterator[Piece]) -> Any:
         for piece in pieces:
+            if piece.generated_tokens is not None and piece.finish_reason is None:
+                logger.info("generation stopped after %d characters: the client went away", piece.generated_tokens)
             model = self.model_id if piece.finish_reason else None
             yield GeneratePiece(
                 text=piece.text, finish_reason=piece.finish_reason, generated_tokens=piece.generated_tokens, model=model

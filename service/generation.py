@@ -13,7 +13,7 @@ batch (float round-off differs with the batch shape). Not clean enough to take o
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,9 +31,38 @@ State = dict[str, npt.NDArray[np.float32]]
 
 @dataclass(frozen=True)
 class Piece:
+    """Text released by a generation. The last piece carries `generated_tokens`, and `finish_reason` unless the
+    generation was cancelled (its client went away)."""
+
     text: str
     finish_reason: FinishReason | None = None
     generated_tokens: int | None = None
+
+
+class Cancellation:
+    """Whether the HTTP side has flagged `request_id` in `flags` (a mapping shared across processes: its client
+    went away). Asked before every step, it looks at the mapping (an inter-process call) at most every
+    `interval` seconds, the first time at once."""
+
+    def __init__(
+        self,
+        flags: MutableMapping[str, float],
+        request_id: str,
+        interval: float = 0.05,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.flags, self.request_id, self.interval, self.clock = flags, request_id, interval, clock
+        self.last: float | None = None
+
+    def __call__(self) -> bool:
+        now = self.clock()
+        if self.last is not None and now - self.last < self.interval:
+            return False
+        self.last = now
+        try:
+            return self.flags.pop(self.request_id, None) is not None
+        except (OSError, EOFError):  # the manager is gone: the server is shutting down
+            return True
 
 
 class CharGenerator:
@@ -81,13 +110,17 @@ class CharGenerator:
         state = {inp: value for (inp, _), value in zip(self.state_pairs, states, strict=True)}
         return logits[0, -1], state
 
-    def generate(self, request: GenerateRequest) -> Iterator[Piece]:
-        """Yield text as soon as it is safe to release; the last piece carries the finish reason."""
+    def generate(self, request: GenerateRequest, cancelled: Callable[[], bool] | None = None) -> Iterator[Piece]:
+        """Yield text as soon as it is safe to release; the last piece carries the finish reason. When `cancelled()`
+        turns true, stop with an empty last piece that has no finish reason."""
         params = SamplingParams(request.temperature, request.top_k, request.top_p)
         rng = np.random.default_rng(request.seed)
         logits, state = self.prefill(self.encoder.encode(request.prompt or self.start_text))
         scanner = StopScanner(request.stop)
         for n in range(1, request.max_new_tokens + 1):
+            if cancelled is not None and cancelled():
+                yield Piece("", None, n - 1)
+                return
             token = sample(logits, params, rng, self.banned)
             text, stopped = scanner.push(self.encoder.decode([token]))
             if stopped:
@@ -108,7 +141,7 @@ def coalesce(pieces: Iterator[Piece], interval: float, clock: Callable[[], float
     pending, last = "", None
     for piece in pieces:
         now = clock()
-        if piece.finish_reason is not None:
+        if piece.generated_tokens is not None:  # the last piece
             yield Piece(pending + piece.text, piece.finish_reason, piece.generated_tokens)
             return
         pending += piece.text
@@ -119,9 +152,11 @@ def coalesce(pieces: Iterator[Piece], interval: float, clock: Callable[[], float
         yield Piece(pending)
 
 
-def generate_text(generator: CharGenerator, request: GenerateRequest) -> Piece:
+def generate_text(
+    generator: CharGenerator, request: GenerateRequest, cancelled: Callable[[], bool] | None = None
+) -> Piece:
     """The whole generation as one piece (non-streaming answers)."""
     parts, last = [], Piece("")
-    for last in generator.generate(request):
+    for last in generator.generate(request, cancelled):
         parts.append(last.text)
     return Piece("".join(parts), last.finish_reason, last.generated_tokens)

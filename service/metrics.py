@@ -247,8 +247,8 @@ def _timed(predict: Callable[[Any], Any], seconds: Any) -> Callable[[Any], Any]:
 def _count_generated(encode: Callable[[Any], Iterator[Any]], generated: Any) -> Callable[[Any], Iterator[Any]]:
     def counted(outputs: Any) -> Iterator[Any]:
         for piece in encode(outputs):
-            if getattr(piece, "finish_reason", None) is not None:
-                generated.inc(getattr(piece, "generated_tokens", None) or 0)
+            if getattr(piece, "generated_tokens", None) is not None:  # the last piece, cancelled generations too
+                generated.inc(piece.generated_tokens)
             yield piece
 
     return counted

@@ -1,5 +1,6 @@
-"""An ASGI guard in front of every route: API key on the inference routes (401), a body size limit (413), and
-JSON only on the inference routes (415 instead of FastAPI's puzzling 422 for form-encoded bodies).
+"""An ASGI guard in front of every route: API key on the inference routes (401), a body size limit (413), JSON
+only on the inference routes (415 instead of FastAPI's puzzling 422 for form-encoded bodies), and a bound on the
+inference requests in flight (503 with Retry-After at once, rather than a queue that grows until requests time out).
 
 LitServe's own `LIT_SERVER_API_KEY` also guards /health, which breaks orchestrator probes, so it is not used.
 """
@@ -14,11 +15,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class GuardMiddleware:
-    def __init__(self, app: ASGIApp, *, protected: Iterable[str], api_key: str | None, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        protected: Iterable[str],
+        api_key: str | None,
+        max_body_bytes: int,
+        max_in_flight: int = 0,
+    ) -> None:
         self.app = app
         self.protected = frozenset(protected)
         self.api_key = api_key.encode() if api_key else None
         self.max_body_bytes = max_body_bytes
+        self.max_in_flight = max_in_flight  # 0: no limit
+        self.in_flight = 0  # inference requests this process is holding (one event loop: no lock needed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -37,6 +48,24 @@ class GuardMiddleware:
         if declared.isdigit() and int(declared) > self.max_body_bytes:
             await _reply(send, 413, f"request body is larger than {self.max_body_bytes} bytes")
             return
+        if scope["path"] not in self.protected:
+            await self._guard_body(scope, receive, send, headers)
+            return
+        if self.max_in_flight and self.in_flight >= self.max_in_flight:
+            await _reply(
+                send,
+                503,
+                f"overloaded: {self.max_in_flight} requests in flight; retry shortly",
+                [(b"retry-after", b"1")],
+            )
+            return
+        self.in_flight += 1
+        try:
+            await self._guard_body(scope, receive, send, headers)
+        finally:
+            self.in_flight -= 1
+
+    async def _guard_body(self, scope: Scope, receive: Receive, send: Send, headers: dict[str, bytes]) -> None:
         if scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return

@@ -10,8 +10,12 @@ Why replace them:
   a final event carrying `finish_reason`; a failure before the first piece is an HTTP error, one after it an
   `event: error`. One streaming LitAPI serves both forms, so there is one set of /generate workers.
 - LitServe's request handler logs whole requests at debug level; request text is never logged here.
+- A client that goes away stops its generation: the route flags the request id in a shared mapping that the
+  /generate worker reads (LitServe 0.2.19 has no cancellation of its own).
+- A worker that dies fails the requests waiting on it with a 503 instead of leaving them hanging (LitServe 0.2.19
+  does not answer them: it shuts the whole server down, see `service.server`).
 The routes put requests on the same queues as LitServe's own handlers and read the same response buffer
-(`litapi_request_queues`, `response_buffer`, `data_streamer`): internals, which is why litserve is pinned.
+(`litapi_request_queues`, `response_buffer`): internals, which is why litserve is pinned.
 """
 
 # No `from __future__ import annotations`: FastAPI must see the request models (local variables) as live objects.
@@ -22,7 +26,7 @@ import sys
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
 import litserve as ls
@@ -45,7 +49,17 @@ from service.schemas import (
     SentimentResponse,
     to_base,
 )
-from service.workers import WorkerStatus
+from service.workers import WorkerStatus, workers_alive
+
+POLL_SECONDS = 0.5  # how often a waiting request checks that its worker lives and its client is still there
+FLAG_LIFETIME = 600.0  # seconds a cancellation flag the worker never read is kept
+
+Probe = Callable[[], Awaitable[bool]]  # true when the client has gone
+Cancellations = MutableMapping[str, float]  # request id -> time the client went away (shared with the workers)
+
+
+class ClientGone(Exception):
+    """The client disconnected while its request was waiting or streaming."""
 
 
 def remove_route(app: FastAPI, path: str, method: str) -> None:
@@ -56,17 +70,40 @@ def remove_route(app: FastAPI, path: str, method: str) -> None:
 
 def _submit(server: ls.LitServer, api_path: str, payload: BaseModel, item: ResponseBufferItem) -> str:
     uid = str(uuid.uuid4())
+    if isinstance(payload, GenerateRequest):
+        payload._request_id = uid  # the worker's key into the cancellation flags
     server.response_buffer[uid] = item  # registered before the worker can possibly answer
     server.litapi_request_queues[api_path].put((server.app.response_queue_id, uid, time.monotonic(), payload))
     return uid
 
 
-async def worker_answer(server: ls.LitServer, api_path: str, payload: BaseModel) -> Any:
+async def _wait(event: asyncio.Event, api_path: str, alive: Callable[[], bool] | None, gone: Probe | None) -> None:
+    """Wait for the worker's next message, checking every POLL_SECONDS that the worker lives and the client is
+    still connected."""
+    while True:
+        try:
+            await asyncio.wait_for(event.wait(), POLL_SECONDS)
+            return
+        except TimeoutError:
+            if alive is not None and not alive():
+                raise HTTPException(
+                    503, f"the {api_path} model worker stopped; the server restarts: retry", {"Retry-After": "5"}
+                ) from None
+            if gone is not None and await gone():
+                raise ClientGone() from None
+
+
+async def worker_answer(
+    server: ls.LitServer,
+    api_path: str,
+    payload: BaseModel,
+    alive: Callable[[], bool] | None = None,
+) -> Any:
     """One request through a non-streaming LitAPI's queue; a worker error raises HTTPException."""
     item = ResponseBufferItem(event=asyncio.Event())
     uid = _submit(server, api_path, payload, item)
     try:
-        await item.event.wait()
+        await _wait(item.event, api_path, alive, None)
     finally:
         server.response_buffer.pop(uid, None)
     data, status = item.response
@@ -75,18 +112,47 @@ async def worker_answer(server: ls.LitServer, api_path: str, payload: BaseModel)
     return data
 
 
-async def worker_pieces(server: ls.LitServer, api_path: str, payload: BaseModel) -> AsyncGenerator[GeneratePiece, None]:
-    """One request through a streaming LitAPI's queue, piece by piece; a worker error raises HTTPException."""
+async def worker_pieces(
+    server: ls.LitServer,
+    api_path: str,
+    payload: BaseModel,
+    alive: Callable[[], bool] | None = None,
+    gone: Probe | None = None,
+    cancellations: Cancellations | None = None,
+) -> AsyncGenerator[GeneratePiece, None]:
+    """One request through a streaming LitAPI's queue, piece by piece; a worker error raises HTTPException. Left
+    before the worker has finished (the client went away, the route stopped reading), it flags the request id in
+    `cancellations` so that the worker stops generating."""
     pieces: deque[Any] = deque()
     item = ResponseBufferItem(event=asyncio.Event(), response_queue=pieces)
     uid = _submit(server, api_path, payload, item)
+    finished = False
     try:
-        async for data, status in server.data_streamer(pieces, item.event, send_status=True):
-            if status == LitAPIStatus.ERROR:
-                raise _as_http_error(data)
-            yield GeneratePiece.model_validate_json(data)
+        while True:
+            await _wait(item.event, api_path, alive, gone)
+            item.event.clear()
+            while pieces:
+                data, status = pieces.popleft()
+                if status == LitAPIStatus.FINISH_STREAMING:
+                    finished = True
+                    return
+                if status == LitAPIStatus.ERROR:
+                    finished = True
+                    raise _as_http_error(data)
+                yield GeneratePiece.model_validate_json(data)
     finally:
         server.response_buffer.pop(uid, None)
+        if not finished and cancellations is not None:
+            _flag(cancellations, uid)
+
+
+def _flag(cancellations: Cancellations, uid: str) -> None:
+    try:
+        cancellations[uid] = time.time()
+        # The worker removes a flag it acts on; one set just as the worker finished is removed here, later.
+        asyncio.get_running_loop().call_later(FLAG_LIFETIME, lambda: cancellations.pop(uid, None))
+    except (OSError, EOFError, RuntimeError):  # the manager is gone: the server is shutting down
+        pass
 
 
 def _as_http_error(data: Any) -> HTTPException:
@@ -101,14 +167,29 @@ def _as_http_error(data: Any) -> HTTPException:
     return HTTPException(500, "the model failed on this request (see the server log)")
 
 
-def add_inference_routes(server: ls.LitServer, models: RequestModels) -> None:
+def add_inference_routes(
+    server: ls.LitServer,
+    models: RequestModels,
+    status: WorkerStatus | None = None,
+    cancellations: Cancellations | None = None,
+) -> None:
+    """The three POST routes. With `status` (the workers' reports), a request whose worker died gets a 503; with
+    `cancellations`, a /generate whose client went away is stopped in the worker."""
     for path in ("/generate", "/sentiment", "/ner"):
         remove_route(server.app, path, "POST")
     generate_model, sentiment_model, ner_model = models.generate, models.sentiment, models.ner
 
-    async def generate(request: generate_model) -> Response:  # type: ignore[valid-type]
-        pieces = worker_pieces(server, "/generate", to_base(request, GenerateRequest))
-        first = await anext(pieces)  # errors before the first piece are plain HTTP errors
+    def alive(task: str) -> Callable[[], bool] | None:
+        return None if status is None else lambda: workers_alive(status, task)
+
+    async def generate(request: generate_model, http: Request) -> Response:  # type: ignore[valid-type]
+        pieces = worker_pieces(
+            server, "/generate", to_base(request, GenerateRequest), alive("charlm"), http.is_disconnected, cancellations
+        )
+        try:
+            first = await anext(pieces)  # errors before the first piece are plain HTTP errors
+        except ClientGone:
+            return Response(status_code=499)  # nobody reads it; the worker was told to stop
         if not request.stream:  # type: ignore[attr-defined]
             await pieces.aclose()
             return JSONResponse(GenerateResponse(**first.model_dump()).model_dump())
@@ -117,10 +198,10 @@ def add_inference_routes(server: ls.LitServer, models: RequestModels) -> None:
         )
 
     async def sentiment(request: sentiment_model) -> Any:  # type: ignore[valid-type]
-        return await worker_answer(server, "/sentiment", to_base(request, SentimentRequest))
+        return await worker_answer(server, "/sentiment", to_base(request, SentimentRequest), alive("sentiment"))
 
     async def ner(request: ner_model) -> Any:  # type: ignore[valid-type]
-        return await worker_answer(server, "/ner", to_base(request, NerRequest))
+        return await worker_answer(server, "/ner", to_base(request, NerRequest), alive("ner"))
 
     app = server.app
     app.add_api_route(
@@ -150,6 +231,8 @@ async def _sse(first: GeneratePiece, rest: AsyncIterator[GeneratePiece]) -> Asyn
     try:
         async for piece in rest:
             yield f"data: {piece.model_dump_json(exclude_none=True)}\n\n"
+    except ClientGone:
+        return
     except HTTPException as err:
         yield f"event: error\ndata: {json.dumps({'status': err.status_code, 'detail': err.detail})}\n\n"
 

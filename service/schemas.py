@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, create_model, model_validator
 from pydantic.fields import FieldInfo
 
 from rnntext.encoders import SentimentEncoder
@@ -73,6 +73,8 @@ class GenerateRequest(Request):
         default_factory=list, max_length=MAX_STOP_SEQUENCES, description="generation ends before any of these"
     )
     stream: bool = Field(default=False, description="answer as Server-Sent Events while generating")
+    # Set by the HTTP side, not by clients: the worker's key into the shared cancellation flags (service.routes).
+    _request_id: str | None = PrivateAttr(default=None)
 
 
 FinishReason = Literal["length", "stop"]

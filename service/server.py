@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import signal
+from collections.abc import MutableMapping
 from multiprocessing.managers import SyncManager
 from typing import Any
 
@@ -52,11 +53,22 @@ def manifest_facts(settings: Settings) -> list[dict[str, Any]]:
     return facts
 
 
-def build_server(settings: Settings, status: WorkerStatus) -> ls.LitServer:
+def build_server(
+    settings: Settings, status: WorkerStatus, cancellations: MutableMapping[str, float] | None = None
+) -> ls.LitServer:
     facts = manifest_facts(settings)  # a bad artifact stops start-up here, before any worker process starts
-    apis: list[ls.LitAPI] = [GenerateAPI(settings, status), SentimentAPI(settings, status), NerAPI(settings, status)]
+    apis: list[ls.LitAPI] = [
+        GenerateAPI(settings, status, cancellations),
+        SentimentAPI(settings, status),
+        NerAPI(settings, status),
+    ]
     api_key = settings.api_key.get_secret_value() if settings.api_key else None
-    guard = {"protected": [a.api_path for a in apis], "api_key": api_key, "max_body_bytes": settings.max_body_bytes}
+    guard = {
+        "protected": [a.api_path for a in apis],
+        "api_key": api_key,
+        "max_body_bytes": settings.max_body_bytes,
+        "max_in_flight": settings.max_in_flight,
+    }
     metrics_dir = str(fresh_directory())  # per-process metric files, added up by GET /metrics (service/metrics.py)
     use_directory(metrics_dir)
     server = ls.LitServer(
@@ -74,7 +86,7 @@ def build_server(settings: Settings, status: WorkerStatus) -> ls.LitServer:
         ],
         callbacks=[WorkerMetrics(metrics_dir)],
     )
-    add_inference_routes(server, limited_models(settings.limits()))
+    add_inference_routes(server, limited_models(settings.limits()), status, cancellations)
     add_info_route(server, lambda: facts, status)
     add_validation_handler(server.app)
     add_operations_routes(server, metrics_dir, lambda: facts)
@@ -89,7 +101,7 @@ def main() -> None:
     manager: SyncManager = mp.get_context("spawn").Manager()
     try:
         try:
-            server = build_server(settings, manager.dict())
+            server = build_server(settings, manager.dict(), manager.dict())
         except (ArtifactError, ValueError, OSError) as err:
             logger.error("cannot serve: %s", err)
             raise SystemExit(1) from None
@@ -100,14 +112,20 @@ def main() -> None:
             settings.port,
             settings.threads_per_worker,
         )
-        server.run(
-            host=settings.host,
-            port=settings.port,
-            num_api_servers=settings.api_servers,
-            generate_client_file=False,
-            log_level=settings.log_level,
-            access_log=False,  # service.metrics logs each request as JSON instead
-        )
+        try:
+            server.run(
+                host=settings.host,
+                port=settings.port,
+                num_api_servers=settings.api_servers,
+                generate_client_file=False,
+                log_level=settings.log_level,
+                access_log=False,  # service.metrics logs each request as JSON instead
+            )
+        except (EOFError, ConnectionError):
+            # LitServe 0.2.19 does not replace a dead worker: its monitor thread stops everything (our routes have
+            # answered the dead worker's requests with 503), and the main thread's wait then loses its manager.
+            logger.error("a model worker process died: exiting with status 1 so that the server is restarted")
+            raise SystemExit(1) from None
     finally:
         manager.shutdown()
 

@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     max_stop_chars: int = Field(default=Limits.max_stop_chars, ge=1, description="length of one stop string")
     max_body_bytes: int = Field(default=1_000_000, ge=1024, description="larger request bodies get 413")
     request_timeout: float = Field(default=60.0, gt=0, description="seconds a request may wait in a worker queue")
+    max_in_flight: int = Field(
+        default=256,
+        ge=0,
+        description="inference requests one HTTP process holds at once (queued or running); more get 503 at once "
+        "with Retry-After (0: no limit)",
+    )
 
     # Processes and threads: ORT threads default to cores / total inference workers (never all cores each).
     api_servers: int = Field(

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.generation import CharGenerator, Piece, coalesce, generate_text
+from service.generation import Cancellation, CharGenerator, Piece, coalesce, generate_text
 from service.runtime import OnnxModel
 from service.schemas import GenerateRequest
 
@@ -72,3 +72,38 @@ def test_coalesce_merges_pieces_by_time() -> None:
     assert out == [Piece("a"), Piece("bcd"), Piece("ef", "stop", 6)]  # first at once, then every 20 ms, final
     assert list(coalesce(iter(pieces[:3]), interval=0.0)) == pieces[:3]
     assert "".join(p.text for p in coalesce(iter(pieces[:2]), interval=10)) == "ab"
+
+
+def test_a_cancelled_generation_stops_and_reports_what_it_made(generator: CharGenerator) -> None:
+    flags: dict[str, float] = {}
+    ticks = iter(float(t) for t in range(1000))  # each check one "second" later: the mapping is read every step
+    cancelled = Cancellation(flags, "req-1", interval=0.5, clock=lambda: next(ticks))
+    request = GenerateRequest(prompt="A", max_new_tokens=300, temperature=0)
+    pieces = []
+    for piece in generator.generate(request, cancelled):
+        pieces.append(piece)
+        if len(pieces) == 5:
+            flags["req-1"] = 1.0  # the HTTP side saw the client go
+    last = pieces[-1]
+    assert last.finish_reason is None and last.text == "" and last.generated_tokens is not None
+    assert 5 <= last.generated_tokens < 10 and flags == {}  # the worker removes the flag it acted on
+    assert list(coalesce(iter([Piece("ab"), last]), interval=10)) == [
+        Piece("ab"),
+        Piece("", None, last.generated_tokens),
+    ]
+
+
+def test_cancellation_reads_the_shared_mapping_at_most_every_interval() -> None:
+    reads = []
+
+    class Flags(dict[str, float]):
+        def pop(self, key: str, default: object = None) -> object:  # type: ignore[override]
+            reads.append(key)
+            return super().pop(key, default)
+
+    now = [0.0]
+    cancelled = Cancellation(Flags(), "r", interval=0.05, clock=lambda: now[0])
+    for t in (0.0, 0.01, 0.04, 0.06, 0.07, 0.2):
+        now[0] = t
+        assert cancelled() is False
+    assert len(reads) == 3  # at 0.0 (the first, at once), 0.06 and 0.2

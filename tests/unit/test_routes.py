@@ -3,7 +3,10 @@ so the error paths (which a healthy model never takes) are tested over the real 
 
 from __future__ import annotations
 
+import asyncio
+import os
 import pickle
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,8 +17,17 @@ from fastapi import FastAPI, HTTPException
 from fastapi.testclient import TestClient
 from litserve.utils import LitAPIStatus, ResponseBufferItem
 
+from service import routes
 from service.routes import add_inference_routes, add_validation_handler
-from service.schemas import GeneratePiece, Limits, SentimentRequest, SentimentResponse, limited_models
+from service.schemas import (
+    GeneratePiece,
+    GenerateRequest,
+    Limits,
+    NerResponse,
+    SentimentRequest,
+    SentimentResponse,
+    limited_models,
+)
 
 Message = tuple[Any, str]
 
@@ -38,6 +50,8 @@ class ScriptedQueue:
         self.payloads.append(payload)
         item: ResponseBufferItem = self.server.response_buffer[uid]
         messages = self.server.script.pop(0)
+        if messages is None:  # a worker that never answers (it died)
+            return
         if self.streaming:
             assert item.response_queue is not None
             item.response_queue.extend([*messages, ("", LitAPIStatus.FINISH_STREAMING)])
@@ -53,7 +67,7 @@ class FakeServer:
         self.app = FastAPI()
         self.app.response_queue_id = 0  # type: ignore[attr-defined]
         self.response_buffer: dict[str, ResponseBufferItem] = {}
-        self.script: list[list[Message]] = []
+        self.script: list[list[Message] | None] = []
         self.litapi_request_queues = {
             "/generate": ScriptedQueue(self, streaming=True),
             "/sentiment": ScriptedQueue(self, streaming=False),
@@ -125,3 +139,40 @@ def test_configured_limit_and_validation_errors_without_echo(fake: tuple[FakeSer
     r = client.post("/generate", json={"prompt": "private words", "max_new_tokens": 11})
     assert r.status_code == 422
     assert r.json()["detail"][0]["loc"] == ["body", "max_new_tokens"] and "private words" not in r.text
+
+
+def test_a_dead_worker_fails_the_requests_waiting_on_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(routes, "POLL_SECONDS", 0.02)
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # reaped: its pid names no process now
+    server = FakeServer()
+    status = {"sentiment:1": {"pid": gone.pid}, "charlm:1": {"pid": gone.pid}, "ner:1": {"pid": os.getpid()}}
+    add_inference_routes(server, limited_models(Limits()), status)  # type: ignore[arg-type]
+    with TestClient(server.app) as client:
+        server.script.extend([None, None])
+        r = client.post("/sentiment", json={"text": "good"})
+        assert r.status_code == 503 and r.headers["retry-after"] == "5"
+        assert r.json() == {"detail": "the /sentiment model worker stopped; the server restarts: retry"}
+        assert client.post("/generate", json={"prompt": "x", "stream": True}).status_code == 503
+        server.script.append([(NerResponse(entities=[], tokens=[], model="m@1"), LitAPIStatus.OK)])  # a live worker
+        assert client.post("/ner", json={"text": "EU"}).status_code == 200
+        assert server.response_buffer == {}
+
+
+def test_a_stream_left_before_its_end_flags_the_request_for_the_worker() -> None:
+    server = FakeServer()
+    flags: dict[str, float] = {}
+
+    async def leave_after_first_piece() -> None:
+        server.script.append([piece("ab"), piece("cd")])
+        pieces = routes.worker_pieces(server, "/generate", GenerateRequest(), cancellations=flags)  # type: ignore[arg-type]
+        assert (await anext(pieces)).text == "ab"
+        await pieces.aclose()  # what Starlette does when the client disconnects
+        server.script.append([piece("ab", "length")])
+        finished = routes.worker_pieces(server, "/generate", GenerateRequest(), cancellations=flags)  # type: ignore[arg-type]
+        assert [p.text async for p in finished] == ["ab"]
+
+    asyncio.run(leave_after_first_piece())
+    payloads = server.litapi_request_queues["/generate"].payloads
+    assert list(flags) == [payloads[0]._request_id]  # only the abandoned one
+    assert payloads[1]._request_id not in flags
