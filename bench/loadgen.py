@@ -118,9 +118,11 @@ class CpuClock:
     start_wall: float = field(default_factory=time.perf_counter)
     start_self: float = 0.0
     start_each: dict[int, float] = field(default_factory=dict)
+    start_machine: float = 0.0
 
     def __post_init__(self) -> None:
         self.start_self, self.start_each = _self_cpu(), process_cpu_each(self.pids)
+        self.start_machine = machine_cpu()
 
     def reset(self) -> None:
         self.__post_init__()
@@ -133,6 +135,10 @@ class CpuClock:
         each = [(now[p] - self.start_each.get(p, 0.0)) / wall for p in now]
         return (_self_cpu() - self.start_self) / wall, sum(each), max(each, default=0.0)
 
+    def machine_cores(self) -> float:
+        """Cores busy on the whole machine since the start (everything: this process, servers, anything else)."""
+        return (machine_cpu() - self.start_machine) / max(time.perf_counter() - self.start_wall, 1e-9)
+
 
 def _self_cpu() -> float:
     t = os.times()
@@ -140,6 +146,13 @@ def _self_cpu() -> float:
 
 
 _TICK = os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu() -> float:
+    """CPU seconds the whole machine has been busy (all cores, /proc/stat: everything but idle and iowait)."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    return (sum(values[:8]) - values[3] - values[4]) / _TICK
 
 
 def process_cpu_each(pids: Sequence[int]) -> dict[int, float]:
@@ -169,6 +182,7 @@ class RequestPoint:
     loadgen_cores: float  # CPU cores the load generator itself used (1.0 = one full core)
     server_cores: float  # CPU cores the serving processes used
     busiest_cores: float  # CPU cores of the busiest serving process (near 1.0: that process is the bottleneck)
+    other_cores: float  # CPU cores used by anything else on the machine (should be near 0)
 
     def as_dict(self) -> dict[str, float | int | str]:
         return asdict(self)
@@ -232,9 +246,10 @@ async def request_load(
     await asyncio.gather(reset_clock(), *(client(k) for k in range(clients)))
     seconds = min(time.perf_counter(), end) - measure_from
     loadgen, server, busiest = clock.shares()
+    other = max(0.0, clock.machine_cores() - loadgen - server)
     p50, p95, p99 = _percentiles(latencies)
     n, rps = len(latencies) + errors, len(latencies) / seconds
-    return RequestPoint(path, clients, n, errors, seconds, rps, p50, p95, p99, loadgen, server, busiest)
+    return RequestPoint(path, clients, n, errors, seconds, rps, p50, p95, p99, loadgen, server, busiest, other)
 
 
 @dataclass
@@ -251,6 +266,7 @@ class StreamPoint:
     loadgen_cores: float
     server_cores: float
     busiest_cores: float
+    other_cores: float
 
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -320,10 +336,11 @@ async def stream_load(
     await asyncio.gather(reset_clock(), *(client(k) for k in range(streams)))
     seconds = min(time.perf_counter(), end) - measure_from
     loadgen, server, busiest = clock.shares()
+    other = max(0.0, clock.machine_cores() - loadgen - server)
     p50, p95, _ = _percentiles(firsts)
     rate = chars / seconds
     return StreamPoint(
-        streams, completed, errors, seconds, chars, rate, rate / streams, p50, p95, loadgen, server, busiest
+        streams, completed, errors, seconds, chars, rate, rate / streams, p50, p95, loadgen, server, busiest, other
     )
 
 

@@ -33,6 +33,7 @@ class ServerResult:
     startup_s: float
     memory_ready: dict[str, Any]
     memory_loaded: dict[str, Any] = field(default_factory=dict)
+    memory_processes: list[dict[str, Any]] = field(default_factory=list)  # after the load: role, PSS, RSS
     torch_imported: list[str] = field(default_factory=list)  # /info: workers and server that report torch
     requests: list[dict[str, Any]] = field(default_factory=list)
     batched: dict[str, Any] = field(default_factory=dict)
@@ -138,6 +139,7 @@ def run_server(
         for n in plan.streams:
             result.streams.append(streams(bodies.generate, n, plan.seconds))
         result.memory_loaded = asdict(servers.memory(running.pids()))
+        result.memory_processes = servers.memory_each(running.pids())
         return result
     finally:
         servers.stop(running)
@@ -159,10 +161,15 @@ def sweep_point(
             time.sleep(0.2)
             return point.as_dict()  # type: ignore[attr-defined]
 
-        out["sentiment1"] = go(loadgen.request_load(HOST, running.port, "/sentiment", bodies.sentiment, 1, seconds))
-        out["sentiment32"] = go(loadgen.request_load(HOST, running.port, "/sentiment", bodies.sentiment, 32, seconds))
-        out["ner32"] = go(loadgen.request_load(HOST, running.port, "/ner", bodies.ner, 32, seconds))
-        out["generate4"] = go(loadgen.stream_load(HOST, running.port, "/generate", bodies.generate, 4, seconds))
+        port, sp = running.port, pids
+        out["sentiment1"] = go(
+            loadgen.request_load(HOST, port, "/sentiment", bodies.sentiment, 1, seconds, server_pids=sp)
+        )
+        out["sentiment32"] = go(
+            loadgen.request_load(HOST, port, "/sentiment", bodies.sentiment, 32, seconds, server_pids=sp)
+        )
+        out["ner32"] = go(loadgen.request_load(HOST, port, "/ner", bodies.ner, 32, seconds, server_pids=sp))
+        out["generate4"] = go(loadgen.stream_load(HOST, port, "/generate", bodies.generate, 4, seconds, server_pids=sp))
         return out
     finally:
         servers.stop(running)

@@ -142,3 +142,22 @@ def memory(pids: list[int]) -> Memory:
         if "libtorch" in maps:
             torch_pids.append(pid)
     return Memory(alive, rss, pss, torch_pids)
+
+
+def memory_each(pids: list[int]) -> list[dict[str, object]]:
+    """PSS and RSS of each process, with what it is (its command line, shortened; LitServe's workers and manager
+    are `multiprocessing` children, named by their parent-relative order)."""
+    out: list[dict[str, object]] = []
+    for pid in pids:
+        mem = memory([pid])
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        threads = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("Threads:")), 0)
+        role = "main" if pid == pids[0] else ("spawned child" if "spawn_main" in cmd else "child")
+        out.append(
+            {"pid": pid, "role": role, "cmd": cmd[:90], "pss_mb": mem.pss_mb, "rss_mb": mem.rss_mb, "threads": threads}
+        )
+    return out
