@@ -28,7 +28,7 @@ from typing import Any
 
 import litserve as ls
 from fastapi import Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -294,9 +294,21 @@ def add_operations_routes(
         return JSONResponse({"status": "alive"})
 
     async def readyz(request: Request) -> Response:
-        return await health(request)  # type: ignore[no-any-return]  # LitServe's /health, the same answer
+        # LitServe's /health, the same answer; as text/plain, which it sends without a content type
+        answer = await health(request)
+        return PlainTextResponse(bytes(answer.body), status_code=answer.status_code)
 
     app = server.app
     app.add_api_route("/metrics", metrics, methods=["GET"], summary="Prometheus metrics", include_in_schema=True)
     app.add_api_route("/livez", livez, methods=["GET"], summary="Liveness: the HTTP process answers")
-    app.add_api_route("/readyz", readyz, methods=["GET"], summary="Readiness: every model loaded and warmed")
+    probe: dict[str, Any] = {
+        "methods": ["GET"],
+        "response_class": PlainTextResponse,
+        "responses": {
+            200: {"content": {"text/plain": {"schema": {"type": "string", "const": "ok"}}}},
+            503: {"description": "not ready", "content": {"text/plain": {"schema": {"type": "string"}}}},
+        },
+    }
+    app.router.routes.remove(next(r for r in app.router.routes if getattr(r, "endpoint", None) is health))
+    app.add_api_route(server.healthcheck_path, readyz, summary="Every model loaded and warmed (LitServe's)", **probe)
+    app.add_api_route("/readyz", readyz, summary="Readiness: every model loaded and warmed", **probe)

@@ -167,6 +167,28 @@ def _as_http_error(data: Any) -> HTTPException:
     return HTTPException(500, "the model failed on this request (see the server log)")
 
 
+def _json_event(name: str, content: dict[str, Any]) -> dict[str, Any]:
+    data = {"type": "string", "contentMediaType": "application/json", "contentSchema": content}
+    return {"type": "object", "required": ["data"], "properties": {"event": {"const": name}, "data": data}}
+
+
+# One Server-Sent Event of a /generate stream (the Open API 3.2 reading: `event`, `data`, ...; `data` holds JSON):
+# a piece, or an error after the stream started.
+SSE_EVENT = {
+    "anyOf": [
+        _json_event("message", GeneratePiece.model_json_schema()),
+        _json_event(
+            "error",
+            {
+                "type": "object",
+                "required": ["status", "detail"],
+                "properties": {"status": {"type": "integer"}, "detail": {"type": "string"}},
+            },
+        ),
+    ]
+}
+
+
 def add_inference_routes(
     server: ls.LitServer,
     models: RequestModels,
@@ -210,7 +232,7 @@ def add_inference_routes(
         methods=["POST"],
         response_model=GenerateResponse,
         summary="Continue a prompt character by character (JSON, or Server-Sent Events with stream=true)",
-        responses={200: {"content": {"text/event-stream": {"schema": GeneratePiece.model_json_schema()}}}},
+        responses={200: {"content": {"text/event-stream": {"schema": SSE_EVENT}}}},
     )
     app.add_api_route(
         "/sentiment",

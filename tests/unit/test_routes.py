@@ -4,6 +4,7 @@ so the error paths (which a healthy model never takes) are tested over the real 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import pickle
 import subprocess
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import jsonschema
 import litserve as ls
 import pytest
 from fastapi import FastAPI, HTTPException
@@ -176,3 +178,21 @@ def test_a_stream_left_before_its_end_flags_the_request_for_the_worker() -> None
     payloads = server.litapi_request_queues["/generate"].payloads
     assert list(flags) == [payloads[0]._request_id]  # only the abandoned one
     assert payloads[1]._request_id not in flags
+
+
+def test_the_documented_stream_events_match_the_events_sent(fake: tuple[FakeServer, TestClient]) -> None:
+    server, client = fake
+    spec = client.get("/openapi.json").json()
+    documented = spec["paths"]["/generate"]["post"]["responses"]["200"]["content"]["text/event-stream"]["schema"]
+    server.script.append([piece("ab"), piece("c", "length")])
+    server.script.append([piece("ab"), (pickle.dumps(RuntimeError("boom")), LitAPIStatus.ERROR)])
+    sent = [client.post("/generate", json={"prompt": "x", "stream": True}).text for _ in range(2)]
+    events = []
+    for block in "".join(sent).split("\n\n")[:-1]:
+        fields = dict(line.split(": ", 1) for line in block.splitlines())
+        events.append({"event": fields.get("event", "message"), "data": fields["data"]})
+    assert [e["event"] for e in events] == ["message", "message", "message", "error"]
+    for event in events:  # the event, and the JSON in its `data` against the branch for its name
+        jsonschema.validate(event, documented)
+        (branch,) = [b for b in documented["anyOf"] if b["properties"]["event"]["const"] == event["event"]]
+        jsonschema.validate(json.loads(event["data"]), branch["properties"]["data"]["contentSchema"])
