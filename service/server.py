@@ -4,6 +4,9 @@ handled like SIGINT (LitServe alone orphans its workers on SIGTERM).
 
 GET /health is LitServe's: 503 until every worker has loaded, checked and warmed its model, then 200 (the HTTP
 port only opens once the first worker is ready). It needs no API key.
+
+A worker process that dies is not replaced (LitServe 0.2.19 stops the whole server): the routes answer its
+requests with 503 and `main` exits with status 1, for the orchestrator to restart the server.
 """
 
 from __future__ import annotations
