@@ -192,7 +192,20 @@ def targets(r: dict[str, Any]) -> str:
         else f"torch in {o['memory_loaded']['torch_loaded']} {o['torch_imported']}",
         no_torch,
     )
-    return _table(["target", "measured (one run)", "verdict"], rows)
+    disturbed = [
+        f"{NAMES[n]} {p.get('path', '/generate')} x{p.get('clients', p.get('streams'))} ({p['other_cores']:.2f})"
+        for n, srv in s.items()
+        for p in [*srv["requests"], srv["batched"], *srv["streams"]]
+        if p.get("other_cores", 0.0) > 0.2
+    ]
+    note = ""
+    if disturbed:
+        note = (
+            "\n\n**Disturbed points:** other processes used more than 0.2 cores during "
+            + ", ".join(disturbed)
+            + ". Their figures (and ratios built on them) are not reliable in this run."
+        )
+    return _table(["target", "measured (one run)", "verdict"], rows) + note
 
 
 def model_table(r: dict[str, Any]) -> str:
@@ -299,6 +312,7 @@ def detail(r: dict[str, Any], name: str) -> str:
                 f"{p['loadgen_cores']:.2f}",
                 f"{p['server_cores']:.2f}",
                 f"{p.get('busiest_cores', float('nan')):.2f}",
+                f"{p.get('other_cores', float('nan')):.2f}",
                 batch,
             ]
         )
@@ -315,6 +329,7 @@ def detail(r: dict[str, Any], name: str) -> str:
                 f"{p['loadgen_cores']:.2f}",
                 f"{p['server_cores']:.2f}",
                 f"{p.get('busiest_cores', float('nan')):.2f}",
+                f"{p.get('other_cores', float('nan')):.2f}",
                 "–",
             ]
         )
