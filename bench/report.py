@@ -467,7 +467,9 @@ READING = """\
 - /generate: each worker generates one stream at a time (service/generation.py explains why there is no
   continuous batching), so concurrent streams queue for the workers; their total rate can only grow with
   `RNNSERVE_WORKERS_GENERATE` and free cores. Every character travels as its own piece (worker -> queue -> HTTP
-  process -> one SSE event).
+  process -> one SSE event), grouped by `RNNSERVE_STREAM_INTERVAL`. The first character waits for the prompt's
+  prefill: the LSTM reads the prompt one step per character inside one call, so time to first character grows
+  with the prompt's length (the benchmark's prompts are a speaker line and the first line of the speech).
 - The model-only table is the runtime alone; the line under it compares one char LM step for 32 streams with
   32 single steps, which is what batching concurrent streams would gain at the model.
 """
