@@ -62,7 +62,7 @@ class NerModel:
 
     def predict(self, batch: NerBatch) -> FloatArray:
         feeds = {"words": batch.words, "chars": batch.chars, "lengths": batch.lengths}
-        return self.model.output(self.output_name, feeds)
+        return self.model.output_by_length(self.output_name, feeds)
 
     def warm_up(self) -> None:
         log_probs = self.predict(self.batch([self.decode(NerRequest(text="EU rejects German call"))]))

@@ -48,6 +48,9 @@ def session_options(threads: int) -> ort.SessionOptions:
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     # Spinning threads burn the cores that other workers (and requests) need; measured calmer latency without.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # The arena keeps a worker's peak memory for good after one large batch (a 256-text batch: +61 MB with it,
+    # +18 MB without, same speed; bench/model_only.py).
+    options.enable_cpu_mem_arena = False
     return options
 
 
@@ -89,6 +92,36 @@ class OnnxModel:
     def output(self, name: str, feeds: Feeds) -> npt.NDArray[Any]:
         (value,) = self.session.run([name], feeds)
         return np.asarray(value)
+
+    def output_by_length(self, name: str, feeds: Feeds, chunk: int = 8) -> npt.NDArray[Any]:
+        """`output` for a padded batch with a `lengths` input, run as chunks of similar length.
+
+        ORT's LSTM gains nothing from one large padded call on CPU (64 sentences: 10.5 ms padded together, 5.0 ms
+        in length-sorted calls of 8; bench/model_only.py). The graph is exact for any padding, so each chunk is cut
+        to its own longest row and the rows are put back in request order; answers do not change.
+        """
+        lengths = feeds["lengths"]
+        if len(lengths) <= chunk:
+            return self.output(name, feeds)
+        order = np.argsort(lengths, kind="stable")
+        result: npt.NDArray[Any] | None = None
+        for start in range(0, len(order), chunk):
+            rows = order[start : start + chunk]
+            width = int(lengths[rows].max())
+            part = self.output(name, {k: v[rows] if v.ndim == 1 else v[rows, :width] for k, v in feeds.items()})
+            if result is None:  # per-step outputs ([batch, time, ...]) are padded back to the batch's width
+                shape = (
+                    (len(lengths), feeds["lengths"].max(), *part.shape[2:])
+                    if part.ndim > 2
+                    else (len(lengths), *part.shape[1:])
+                )
+                result = np.zeros(shape, dtype=part.dtype)
+            if part.ndim > 2:
+                result[rows, : part.shape[1]] = part
+            else:
+                result[rows] = part
+        assert result is not None
+        return result
 
     def describe(self) -> dict[str, Any]:
         m = self.manifest

@@ -55,7 +55,7 @@ class SentimentModel:
         return SentimentBatch(tokens, lengths, [len(i.ids) for i in inputs], [i.single for i in inputs])
 
     def predict(self, batch: SentimentBatch) -> FloatArray:
-        return self.model.output(self.output_name, {"tokens": batch.tokens, "lengths": batch.lengths})
+        return self.model.output_by_length(self.output_name, {"tokens": batch.tokens, "lengths": batch.lengths})
 
     def warm_up(self) -> None:
         probs = self.predict(self.batch([SentimentInput([self.encoder.encode("a fine film")], True)]))
