@@ -40,6 +40,16 @@ def generated(url: str) -> float:
     return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == GENERATED)
 
 
+def in_flight(url: str) -> float:
+    text = httpx.get(url + "/metrics", timeout=10).text
+    return sum(
+        s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "rnnserve_requests_in_flight" and s.labels.get("endpoint") == "/generate"
+    )
+
+
 def settled(url: str, timeout: float = 15) -> float:
     """The generated-characters count once it has stopped changing (the worker finished or gave up)."""
     last, deadline = generated(url), time.monotonic() + timeout
@@ -91,10 +101,12 @@ def test_overload_is_503_at_once_and_passes(faulty: Server) -> None:
                         await asyncio.sleep(0.05)
 
             holders = [asyncio.create_task(hold()) for _ in range(2)]
-            await asyncio.sleep(0.5)  # both in flight (the second queued behind the first)
+            deadline = time.monotonic() + 10
+            while in_flight(faulty.url) < 2 and time.monotonic() < deadline:  # the second queued behind the first
+                await asyncio.sleep(0.05)
             started = time.monotonic()
             refused = await client.post("/sentiment", json={"text": "good"})
-            assert refused.status_code == 503 and time.monotonic() - started < 0.5
+            assert refused.status_code == 503 and time.monotonic() - started < 1
             assert refused.headers["retry-after"] == "1" and "2 requests in flight" in refused.json()["detail"]
             assert (await client.get("/health")).status_code == 200  # probes are never limited
             for task in holders:
