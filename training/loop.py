@@ -51,6 +51,14 @@ def init_distributed() -> Distributed:
     return Distributed(torch.distributed.get_rank(), world)
 
 
+def start_run(threads: int, seed: int) -> Distributed:
+    """What every training script does first: log lines with times, its CPU threads, its seed, its process group."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    torch.set_num_threads(threads)
+    seed_everything(seed)
+    return init_distributed()
+
+
 @dataclass
 class FitResult:
     best_state: dict[str, Tensor]

@@ -23,7 +23,7 @@ from training import artifacts
 from training.config import RunConfig, knob, parse_config
 from training.data import read_text
 from training.export import Signature, write_checked
-from training.loop import Distributed, Schedule, fit, init_distributed, plot_history, seed_everything
+from training.loop import Distributed, Schedule, fit, plot_history, start_run
 from training.models import CharLM
 
 log = logging.getLogger("train_charlm")
@@ -84,10 +84,7 @@ def valid_loss(model: CharLM, ids: Tensor, seq_len: int = 256) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_config(TrainConfig, argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    torch.set_num_threads(cfg.threads)
-    seed_everything(cfg.seed)
-    dist = init_distributed()
+    dist = start_run(cfg.threads, cfg.seed)
 
     text = read_text(Path(cfg.data))[: cfg.max_chars]
     cut = int(len(text) * (1 - cfg.valid_fraction))

@@ -27,7 +27,7 @@ from training.batching import bucketed, shard
 from training.config import RunConfig, knob, parse_config
 from training.data import TaggedSentence, read_conll
 from training.export import Signature, write_checked
-from training.loop import Distributed, Schedule, fit, init_distributed, plot_history, seed_everything
+from training.loop import Distributed, Schedule, fit, plot_history, start_run
 from training.models import NerTagger
 from training.pretrained import initialise, vocabulary_words
 
@@ -99,10 +99,7 @@ def predict_tags(
 
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_config(TrainConfig, argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    torch.set_num_threads(cfg.threads)
-    seed_everything(cfg.seed)
-    dist = init_distributed()
+    dist = start_run(cfg.threads, cfg.seed)
 
     train_sents = read_conll(Path(cfg.train))[: cfg.max_sentences]
     valid_sents = read_conll(Path(cfg.valid))[: cfg.max_sentences]

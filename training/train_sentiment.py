@@ -27,7 +27,7 @@ from training.batching import bucketed, shard
 from training.config import RunConfig, knob, parse_config
 from training.data import LabeledText, read_labeled_tsv, split_off, sst_sentence_split
 from training.export import Signature, write_checked
-from training.loop import Distributed, Schedule, fit, init_distributed, plot_history, seed_everything
+from training.loop import Distributed, Schedule, fit, plot_history, start_run
 from training.models import SentimentClassifier
 from training.pretrained import initialise, vocabulary_words
 
@@ -88,10 +88,7 @@ def predict(model: SentimentClassifier, encoded: list[np.ndarray], pad_id: int, 
 
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_config(TrainConfig, argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    torch.set_num_threads(cfg.threads)
-    seed_everything(cfg.seed)
-    dist = init_distributed()
+    dist = start_run(cfg.threads, cfg.seed)
 
     rows = read_labeled_tsv(Path(cfg.data))[: cfg.max_rows]
     train_rows, valid_rows = sst_sentence_split(rows, cfg.valid_fraction, cfg.seed)
