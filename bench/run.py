@@ -178,6 +178,8 @@ def main(argv: list[str] | None = None) -> None:
     results["busy_after"] = busy_processes()
     results["duration_s"] = time.perf_counter() - started
 
+    # Paths relative to the repository: the report describes the run, not this machine's folders.
+    results = json.loads(json.dumps(results).replace(str(REPO) + "/", ""))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=1))
     args.out.parent.mkdir(parents=True, exist_ok=True)
