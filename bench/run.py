@@ -2,7 +2,7 @@
 settings, and regenerate docs/benchmarks.md (and bench/results.json) from the numbers.
 
     python -m bench.run                      # the full run, about 8 minutes on 2 cores
-    python -m bench.run --seconds=1 --no-sweep --out=/tmp/b.md   # a quick look
+    python -m bench.run --seconds=1 --no-sweep --out=bench/quick.md   # a quick look
 """
 
 from __future__ import annotations
