@@ -104,23 +104,21 @@ class OnnxModel:
         if len(lengths) <= chunk:
             return self.output(name, feeds)
         order = np.argsort(lengths, kind="stable")
-        result: npt.NDArray[Any] | None = None
+        parts = []
         for start in range(0, len(order), chunk):
             rows = order[start : start + chunk]
             width = int(lengths[rows].max())
-            part = self.output(name, {k: v[rows] if v.ndim == 1 else v[rows, :width] for k, v in feeds.items()})
-            if result is None:  # per-step outputs ([batch, time, ...]) are padded back to the batch's width
-                shape = (
-                    (len(lengths), feeds["lengths"].max(), *part.shape[2:])
-                    if part.ndim > 2
-                    else (len(lengths), *part.shape[1:])
-                )
-                result = np.zeros(shape, dtype=part.dtype)
-            if part.ndim > 2:
-                result[rows, : part.shape[1]] = part
-            else:
-                result[rows] = part
-        assert result is not None
+            parts.append(
+                (rows, self.output(name, {k: v[rows] if v.ndim == 1 else v[rows, :width] for k, v in feeds.items()}))
+            )
+        first = parts[0][1]
+        # Per-step outputs ([batch, time, ...]) come back as wide as the batch's longest row; padding stays zero.
+        shape = (
+            (len(lengths), int(lengths.max()), *first.shape[2:]) if first.ndim > 2 else (len(lengths), *first.shape[1:])
+        )
+        result = np.zeros(shape, dtype=first.dtype)
+        for rows, part in parts:
+            result[rows, : part.shape[1]] = part
         return result
 
     def describe(self) -> dict[str, Any]:

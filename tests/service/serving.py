@@ -15,6 +15,8 @@ from pathlib import Path
 
 import httpx
 
+from bench.servers import descendants  # one /proc walker for the tests and the benchmark
+
 REPO = Path(__file__).resolve().parents[2]
 TORCH_BLOCKER = 'raise ImportError("torch must not be imported by the serving process")\n'
 
@@ -66,24 +68,6 @@ def start_server(artifacts: Path, workdir: Path, extra_env: dict[str, str] | Non
         time.sleep(0.25)
     stop_server(server)
     raise RuntimeError(f"server not healthy after {wait}s:\n{server.log_tail()}")
-
-
-def descendants(pid: int) -> set[int]:
-    """Every process below `pid`, from /proc (Linux)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
 
 
 def processes_with_env(name: str, value: str) -> set[int]:
