@@ -1,6 +1,7 @@
 """POST /generate: one LitAPI in streaming mode serves both answers. A streaming request gets one piece per
 released chunk of text; a plain request gets a single final piece. The HTTP side (`service.routes`) turns the
-pieces into Server-Sent Events or one JSON body."""
+pieces into Server-Sent Events or one JSON body. The worker steps all running requests together
+(`service.generate_loop`); `predict` is the same generation for one request alone."""
 
 # No `from __future__ import annotations`: LitServe reads the request type from the live annotation.
 import logging
@@ -9,7 +10,17 @@ from typing import Any
 
 import litserve as ls
 
-from service.generation import Cancellation, CharGenerator, Piece, coalesce, generate_text
+from service.generate_loop import ContinuousGenerationLoop
+from service.generation import (
+    Cancellation,
+    CharGenerator,
+    Coalescer,
+    Generation,
+    Joiner,
+    Piece,
+    coalesce,
+    generate_text,
+)
 from service.schemas import GeneratePiece, GenerateRequest
 from service.settings import Settings
 from service.workers import WorkerStatus, load_model, report
@@ -24,7 +35,7 @@ class GenerateAPI(ls.LitAPI):  # type: ignore[misc]  # litserve ships no type hi
         status: WorkerStatus | None = None,
         cancellations: MutableMapping[str, float] | None = None,
     ) -> None:
-        super().__init__(api_path="/generate", stream=True)
+        super().__init__(api_path="/generate", stream=True, loop=ContinuousGenerationLoop(settings.generate_max_batch))
         self.settings, self.status, self.cancellations = settings, status, cancellations
 
     def setup(self, device: str) -> None:
@@ -37,9 +48,17 @@ class GenerateAPI(ls.LitAPI):  # type: ignore[misc]  # litserve ships no type hi
     def decode_request(self, request: GenerateRequest) -> GenerateRequest:
         return request
 
-    def predict(self, request: GenerateRequest) -> Iterator[Piece]:
+    def begin(self, request: GenerateRequest) -> tuple[Generation, Coalescer | Joiner]:
+        """A generation for the batching loop, and how its pieces are released (streamed in groups, or whole)."""
+        release = Coalescer(self.settings.stream_interval) if request.stream else Joiner()
+        return self.generator.start(request, self._cancellation(request)), release
+
+    def _cancellation(self, request: GenerateRequest) -> Cancellation | None:
         uid = request._request_id
-        cancelled = Cancellation(self.cancellations, uid) if self.cancellations is not None and uid else None
+        return Cancellation(self.cancellations, uid) if self.cancellations is not None and uid else None
+
+    def predict(self, request: GenerateRequest) -> Iterator[Piece]:
+        cancelled = self._cancellation(request)
         if request.stream:
             yield from coalesce(self.generator.generate(request, cancelled), self.settings.stream_interval)
         else:

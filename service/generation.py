@@ -1,13 +1,12 @@
-"""Character generation with the stateful char LM: the whole prompt in ONE onnxruntime call (prefill), then one
-call per new character that carries the LSTM state, so each character costs the same whatever the prompt length.
+"""Character generation with the stateful char LM: the prompt through the model in a few long calls (prefill),
+then one step per new character that carries the LSTM state, so each character costs the same whatever the prompt
+length.
 
-Concurrent generations are not stepped together as one batch: each worker runs one generation at a time, and
-more workers (RNNSERVE_WORKERS_GENERATE) give more concurrency. Batching them would need continuous batching
-(requests joining and leaving a running batch). LitServe 0.2.19's static batched streaming loop makes a new
-request wait for the longest running one; its ContinuousBatchingLoop spins a core while idle (`run` returns at
-once without active requests and is called again after `sleep(0)`), calls `add_request` on the event loop thread
-while `step` runs on another thread, and would make a seeded text depend on which other requests shared its
-batch (float round-off differs with the batch shape). Not clean enough to take on here.
+A `Generation` is one request in progress: its sampler, stop scanner, LSTM state and next logits. `CharGenerator.tick`
+advances any number of them by one character with ONE model call for all of them (the rows of one batch), which is
+what lets the /generate worker step concurrent requests together (`service.generate_loop`). A row's numbers do not
+depend on its batch-mates (onnxruntime's CPU LSTM computes each row alike at any batch size; tested), so a seeded
+request gives the same text alone or in company.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -65,6 +63,54 @@ class Cancellation:
             return True
 
 
+PREFILL_CHUNK = 256  # prompt characters per model call: a long prompt joins a running batch without stalling it
+
+
+class Generation:
+    """One request in progress. `next_piece` samples the next character from `logits`; the caller then steps the
+    model with `token` (unless `finished`) and stores the new logits and state."""
+
+    def __init__(
+        self,
+        request: GenerateRequest,
+        prompt_ids: npt.NDArray[np.int64],
+        state: State,
+        banned: list[int],
+        cancelled: Callable[[], bool] | None,
+    ) -> None:
+        self.request, self.banned, self.cancelled = request, banned, cancelled
+        self.params = SamplingParams(request.temperature, request.top_k, request.top_p)
+        self.rng = np.random.default_rng(request.seed)
+        self.scanner = StopScanner(request.stop)
+        self.unread = prompt_ids  # prompt ids not yet through the model
+        self.state = state
+        self.logits: npt.NDArray[np.float32] | None = None
+        self.token = 0
+        self.made = 0
+        self.finished = False
+
+    @property
+    def prefilled(self) -> bool:
+        return self.unread.size == 0
+
+    def next_piece(self, decode: Callable[[int], str]) -> Piece | None:
+        """Sample one character; the text that became safe to release (None if nothing), or the final piece."""
+        assert self.logits is not None and not self.finished
+        if self.cancelled is not None and self.cancelled():
+            self.finished = True
+            return Piece("", None, self.made)
+        self.token = sample(self.logits, self.params, self.rng, self.banned)
+        self.made += 1
+        text, stopped = self.scanner.push(decode(self.token))
+        if stopped:
+            self.finished = True
+            return Piece(text, "stop", self.made)
+        if self.made == self.request.max_new_tokens:
+            self.finished = True
+            return Piece(text + self.scanner.flush(), "length", self.made)
+        return Piece(text) if text else None
+
+
 class CharGenerator:
     def __init__(self, model: OnnxModel) -> None:
         io = model.manifest.io
@@ -95,68 +141,110 @@ class CharGenerator:
         check_width(self.model, logits, list(self.encoder.vocab.tokens), "vocabulary")
         self.step(0, state)
 
+    def zero_state(self) -> State:
+        return {name: np.zeros((layers, 1, hidden), np.float32) for name, (layers, hidden) in self.state_shapes.items()}
+
     def prefill(self, ids: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.float32], State]:
-        feeds: dict[str, Any] = {self.tokens_name: ids.reshape(1, -1)}
-        for name, (layers, hidden) in self.state_shapes.items():
-            feeds[name] = np.zeros((layers, 1, hidden), dtype=np.float32)
-        return self._run(feeds)
+        return self._run(ids.reshape(1, -1), self.zero_state())
 
     def step(self, token: int, state: State) -> tuple[npt.NDArray[np.float32], State]:
-        return self._run({self.tokens_name: np.array([[token]], dtype=np.int64), **state})
+        return self._run(np.array([[token]], dtype=np.int64), state)
 
-    def _run(self, feeds: dict[str, Any]) -> tuple[npt.NDArray[np.float32], State]:
+    def _run(self, tokens: npt.NDArray[np.int64], state: State) -> tuple[npt.NDArray[np.float32], State]:
+        """One model call for a batch: tokens [batch, time], state [layers, batch, hidden] -> last logits, state."""
         names = [self.logits_name, *(out for _, out in self.state_pairs)]
-        logits, *states = self.model.session.run(names, feeds)
-        state = {inp: value for (inp, _), value in zip(self.state_pairs, states, strict=True)}
-        return logits[0, -1], state
+        logits, *states = self.model.session.run(names, {self.tokens_name: tokens, **state})
+        return logits[:, -1], {inp: value for (inp, _), value in zip(self.state_pairs, states, strict=True)}
+
+    def start(self, request: GenerateRequest, cancelled: Callable[[], bool] | None = None) -> Generation:
+        prompt = self.encoder.encode(request.prompt or self.start_text)
+        return Generation(request, prompt, self.zero_state(), self.banned, cancelled)
+
+    def prefill_some(self, generation: Generation, limit: int = PREFILL_CHUNK) -> None:
+        """Read up to `limit` more prompt characters into the generation's state."""
+        chunk, generation.unread = generation.unread[:limit], generation.unread[limit:]
+        logits, generation.state = self._run(chunk.reshape(1, -1), generation.state)
+        generation.logits = logits[0]
+
+    def tick(self, generations: list[Generation]) -> list[Piece | None]:
+        """One character for each (prefilled, unfinished) generation, with one model call for all that go on."""
+        pieces = [g.next_piece(self._decode) for g in generations]
+        going = [g for g in generations if not g.finished]
+        if going:
+            tokens = np.array([[g.token] for g in going], dtype=np.int64)
+            state = {name: np.concatenate([g.state[name] for g in going], axis=1) for name in self.state_shapes}
+            logits, state = self._run(tokens, state)
+            for row, g in enumerate(going):
+                g.logits = logits[row]
+                g.state = {name: value[:, row : row + 1] for name, value in state.items()}
+        return pieces
+
+    def _decode(self, token: int) -> str:
+        return self.encoder.decode([token])
 
     def generate(self, request: GenerateRequest, cancelled: Callable[[], bool] | None = None) -> Iterator[Piece]:
-        """Yield text as soon as it is safe to release; the last piece carries the finish reason. When `cancelled()`
-        turns true, stop with an empty last piece that has no finish reason."""
-        params = SamplingParams(request.temperature, request.top_k, request.top_p)
-        rng = np.random.default_rng(request.seed)
-        logits, state = self.prefill(self.encoder.encode(request.prompt or self.start_text))
-        scanner = StopScanner(request.stop)
-        for n in range(1, request.max_new_tokens + 1):
-            if cancelled is not None and cancelled():
-                yield Piece("", None, n - 1)
-                return
-            token = sample(logits, params, rng, self.banned)
-            text, stopped = scanner.push(self.encoder.decode([token]))
-            if stopped:
-                yield Piece(text, "stop", n)
-                return
-            if n == request.max_new_tokens:
-                yield Piece(text + scanner.flush(), "length", n)
-                return
-            if text:
-                yield Piece(text)
-            logits, state = self.step(token, state)
+        """One generation alone: yield text as soon as it is safe to release; the last piece carries the finish
+        reason. When `cancelled()` turns true, stop with an empty last piece that has no finish reason."""
+        generation = self.start(request, cancelled)
+        while not generation.prefilled:
+            self.prefill_some(generation)
+        while not generation.finished:
+            (piece,) = self.tick([generation])
+            if piece is not None:
+                yield piece
+
+
+class Coalescer:
+    """Merges pieces so that at most one leaves every `interval` seconds (the first at once, the final with whatever
+    is pending). Each streamed piece costs an inter-process message and an HTTP chunk (measured ~0.6 ms, more than
+    a generation step), so one event per character would spend most of the time on transport."""
+
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval, self.clock = interval, clock
+        self.pending = ""
+        self.last: float | None = None
+
+    def push(self, piece: Piece) -> Piece | None:
+        if piece.generated_tokens is not None:  # the last piece
+            text, self.pending = self.pending + piece.text, ""
+            return Piece(text, piece.finish_reason, piece.generated_tokens)
+        now = self.clock()
+        self.pending += piece.text
+        if self.last is None or now - self.last >= self.interval:
+            out, self.pending, self.last = Piece(self.pending), "", now
+            return out
+        return None
+
+
+class Joiner:
+    """The whole generation as one piece, released with the last (non-streaming answers)."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def push(self, piece: Piece) -> Piece | None:
+        self.parts.append(piece.text)
+        if piece.generated_tokens is None:
+            return None
+        return Piece("".join(self.parts), piece.finish_reason, piece.generated_tokens)
 
 
 def coalesce(pieces: Iterator[Piece], interval: float, clock: Callable[[], float] = time.monotonic) -> Iterator[Piece]:
-    """Merge pieces so that at most one leaves every `interval` seconds (the first at once, the final with whatever
-    is pending). Each streamed piece costs an inter-process message and an HTTP chunk (measured ~0.6 ms, more than
-    a generation step), so one event per character would spend most of the time on transport."""
-    pending, last = "", None
+    coalescer = Coalescer(interval, clock)
     for piece in pieces:
-        now = clock()
-        if piece.generated_tokens is not None:  # the last piece
-            yield Piece(pending + piece.text, piece.finish_reason, piece.generated_tokens)
-            return
-        pending += piece.text
-        if last is None or now - last >= interval:
-            yield Piece(pending)
-            pending, last = "", now
-    if pending:
-        yield Piece(pending)
+        out = coalescer.push(piece)
+        if out is not None:
+            yield out
+    if coalescer.pending:  # the pieces ended without a last piece
+        yield Piece(coalescer.pending)
 
 
 def generate_text(
     generator: CharGenerator, request: GenerateRequest, cancelled: Callable[[], bool] | None = None
 ) -> Piece:
     """The whole generation as one piece (non-streaming answers)."""
-    parts, last = [], Piece("")
-    for last in generator.generate(request, cancelled):
-        parts.append(last.text)
-    return Piece("".join(parts), last.finish_reason, last.generated_tokens)
+    joiner = Joiner()
+    for piece in generator.generate(request, cancelled):
+        if (whole := joiner.push(piece)) is not None:
+            return whole
+    raise AssertionError("a generation always ends with a last piece")

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
         default=0.02, ge=0, description="/generate streaming: at most one event per this many seconds (0: per piece)"
     )
 
+    generate_max_batch: int = Field(
+        default=32, ge=1, description="/generate: generations stepped together per worker (more wait in the queue)"
+    )
+
     # Dynamic batching of /sentiment and /ner requests.
     max_batch_size: int = Field(
         default=16, ge=2, description="requests merged into one model call (>= 2: batched loop)"
