@@ -15,7 +15,6 @@ stepped in it; the others go on.
 from __future__ import annotations
 
 import logging
-import pickle
 import time
 from dataclasses import dataclass
 from queue import Empty, Queue
@@ -24,8 +23,9 @@ from typing import Any
 from fastapi import HTTPException
 from litserve.loops.base import _SENTINEL_VALUE, LitLoop
 from litserve.transport.base import MessageTransport
-from litserve.utils import LitAPIStatus, LoopResponseType, PickleableHTTPException
+from litserve.utils import LitAPIStatus, LoopResponseType
 
+from service.batching import send_error
 from service.generation import Generation, Piece
 
 logger = logging.getLogger(__name__)
@@ -84,13 +84,12 @@ class ContinuousGenerationLoop(LitLoop):  # type: ignore[misc]  # litserve ships
             timeout = lit_api.request_timeout
             if timeout not in (-1, False, None) and time.monotonic() - timestamp > timeout:
                 logger.error("request %s waited in the queue for over %s s: timed out", uid, timeout)
-                error = PickleableHTTPException.from_exception(HTTPException(504, "Request timed out"))
-                self.put_response(transport, response_queue_id, uid, error, LitAPIStatus.ERROR, STREAMING)
+                send_error(self, transport, response_queue_id, uid, HTTPException(504, "Request timed out"), STREAMING)
                 continue
             try:
                 generation, release = lit_api.begin(lit_api.decode_request(request))
             except Exception as err:
-                self.fail(transport, response_queue_id, uid, err)
+                send_error(self, transport, response_queue_id, uid, err, STREAMING)
                 continue
             self.running.append(Running(response_queue_id, uid, generation, release))
 
@@ -118,15 +117,8 @@ class ContinuousGenerationLoop(LitLoop):  # type: ignore[misc]  # litserve ships
         try:
             work()
         except Exception as err:
-            logger.exception("generation failed for %d request(s)", len(entries))
+            logger.error("a generation step failed: %d request(s) answered with the error", len(entries))
             for entry in entries:
                 if entry in self.running:
                     self.running.remove(entry)
-                self.fail(transport, entry.response_queue_id, entry.uid, err)
-
-    def fail(self, transport: MessageTransport, response_queue_id: int, uid: str, err: Exception) -> None:
-        if isinstance(err, HTTPException):
-            data: Any = PickleableHTTPException.from_exception(err)
-            self.put_response(transport, response_queue_id, uid, data, LitAPIStatus.ERROR, STREAMING)
-        else:
-            self.put_response(transport, response_queue_id, uid, pickle.dumps(err), LitAPIStatus.ERROR, STREAMING)
+                send_error(self, transport, entry.response_queue_id, entry.uid, err, STREAMING)

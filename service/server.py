@@ -73,7 +73,7 @@ class Server(ls.LitServer):  # type: ignore[misc]  # litserve ships no type hint
         ctx = mp.get_context("spawn")  # queues go to the workers as Process arguments, to the HTTP processes by fork
         for path in self.litapi_request_queues:
             self.litapi_request_queues[path] = ctx.Queue()
-        if isinstance(self._transport, MPQueueTransport):
+        if isinstance(self._transport, MPQueueTransport):  # type: ignore[has-type]  # set by LitServe
             self._transport = MPQueueTransport(None, [ctx.Queue() for _ in range(num_api_servers)])
         return manager
 

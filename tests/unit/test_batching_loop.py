@@ -1,14 +1,18 @@
-"""service.batching.BlockingBatchedLoop: sleeps while idle, batches what is queued, honours the batch window."""
+"""service.batching.BlockingBatchedLoop: sleeps while idle, batches what is queued, honours the batch window, fails
+a bad request alone."""
 
 from __future__ import annotations
 
+import pickle
 import threading
 import time
 from queue import Queue
 from typing import Any
 
 import pytest
+from fastapi import HTTPException
 from litserve.loops.base import _SENTINEL_VALUE, _StopLoopError
+from litserve.utils import LitAPIStatus
 
 from service.batching import BlockingBatchedLoop
 
@@ -73,3 +77,51 @@ def test_requests_that_waited_too_long_are_reported_and_the_sentinel_stops() -> 
     queue.put(_SENTINEL_VALUE)
     with pytest.raises(_StopLoopError):
         collect(FakeAPI(), queue)
+
+
+class Collected:
+    def __init__(self) -> None:
+        self.sent: dict[str, tuple[Any, Any]] = {}
+
+    def send(self, item: Any, consumer_id: int) -> None:
+        uid, (data, status, _, _) = item
+        self.sent[uid] = (data, status)
+
+
+class DoublingAPI(FakeAPI):
+    """decode refuses "bad"; predict doubles; `broken` makes predict raise."""
+
+    broken = False
+
+    def decode_request(self, request: str) -> int:
+        if request == "bad":
+            raise HTTPException(422, "bad text")
+        return int(request)
+
+    def batch(self, inputs: list[int]) -> list[int]:
+        return inputs
+
+    def predict(self, batch: list[int]) -> list[int]:
+        if self.broken:
+            raise RuntimeError("model failed")
+        return [2 * x for x in batch]
+
+    def unbatch(self, output: list[int]) -> list[int]:
+        return output
+
+    def encode_response(self, output: int) -> dict[str, int]:
+        return {"value": output}
+
+
+def test_a_request_that_fails_to_decode_fails_alone_and_a_failed_predict_fails_its_batch() -> None:
+    api, transport, loop = DoublingAPI(), Collected(), BlockingBatchedLoop()
+    loop.serve(api, transport, [(0, "a", "1"), (0, "b", "bad"), (0, "c", "3")])  # type: ignore[arg-type]
+    assert transport.sent["a"] == ({"value": 2}, LitAPIStatus.OK)
+    assert transport.sent["c"] == ({"value": 6}, LitAPIStatus.OK)
+    data, status = transport.sent["b"]
+    assert status == LitAPIStatus.ERROR and data.status_code == 422
+    api.broken = True
+    loop.serve(api, transport, [(0, "d", "1"), (0, "e", "2")])  # type: ignore[arg-type]
+    for uid in ("d", "e"):
+        data, status = transport.sent[uid]
+        assert status == LitAPIStatus.ERROR and isinstance(pickle.loads(data), RuntimeError)
