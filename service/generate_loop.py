@@ -6,10 +6,10 @@ Why our own loop: LitServe 0.2.19's batched streaming loop makes a new request w
 and its ContinuousBatchingLoop spins a core while idle and calls `add_request` on another thread than `step`. This
 one blocks on the request queue while nothing runs, and is single-threaded.
 
-A tick: admit what is queued (up to `max_active` running), read one chunk of each new prompt (a long prompt then
-delays the running streams by one chunk per tick, not by its whole length), step every prefilled generation, send
-the released pieces. A request that fails to start or to prefill fails alone; a failed tick fails the requests
-stepped in it; the others go on.
+A tick: admit what is queued (up to `max_active` running), read long prompts' heads in one chunk each (a long
+prompt then delays the running streams by one chunk per tick, not by its whole length), step every generation
+(those still reading their prompt feed their next prompt character), send the released pieces. A request that
+fails to start or to prefill fails alone; a failed tick fails the requests stepped in it; the others go on.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from litserve.transport.base import MessageTransport
 from litserve.utils import LitAPIStatus, LoopResponseType
 
 from service.batching import send_error
-from service.generation import Generation, Piece
+from service.generation import FOLD_MAX, Generation, Piece
 
 logger = logging.getLogger(__name__)
 STREAMING = LoopResponseType.STREAMING
@@ -64,11 +64,14 @@ class ContinuousGenerationLoop(LitLoop):  # type: ignore[misc]  # litserve ships
 
     def tick(self, lit_api: Any, request_queue: Queue[Any], transport: MessageTransport) -> None:
         self.admit(lit_api, request_queue, transport)
-        for entry in [e for e in self.running if not e.generation.prefilled]:
-            self.guarded(transport, [entry], lambda e=entry: lit_api.generator.prefill_some(e.generation))
-        ready = [e for e in self.running if e.generation.prefilled]
-        if ready:
-            self.guarded(transport, ready, lambda: self.step(lit_api, transport, ready))
+        # Alone, a prompt is read in long calls (fastest for one); in company only its head beyond FOLD_MAX is,
+        # and the rest rides along in the shared steps (generation.py says why).
+        keep = FOLD_MAX if len(self.running) > 1 else 0
+        for entry in [e for e in self.running if e.generation.unread.size > keep]:
+            self.guarded(transport, [entry], lambda e=entry: lit_api.generator.prefill_some(e.generation, keep=keep))
+        if self.running:
+            batch = list(self.running)
+            self.guarded(transport, batch, lambda: self.step(lit_api, transport, batch))
 
     def admit(self, lit_api: Any, request_queue: Queue[Any], transport: MessageTransport) -> None:
         """Take queued requests while there is room; block for the first one only when nothing runs."""

@@ -90,7 +90,8 @@ def test_concurrent_requests_share_steps_and_each_gets_its_text_alone(
     run_until_done(loop, api, queue, transport)
     assert {uid: transport.text(uid) for uid in requests} == alone
     assert all(transport.finished(uid) for uid in requests)
-    assert max(sizes) == 4 and len(sizes) <= 42  # together, not one after another (101 ticks)
+    # Together, not one after another (one after another: 7 + 40, 1 + 25, 33 + the prompt's last 128, 2 + 3 ticks).
+    assert max(sizes) == 4 and len(sizes) < 100
     plain = [s for d, s in transport.sent["r1"] if s == LitAPIStatus.OK]
     assert len(plain) == 1  # a non-streaming request gets one whole piece
 
@@ -187,3 +188,32 @@ def test_a_row_of_a_batched_step_equals_the_row_alone(api: GenerateAPI, batch: i
         alone, alone_state = gen._run(tokens[row : row + 1], {n: v[:, row : row + 1] for n, v in state.items()})
         assert np.array_equal(logits[row], alone[0])
         assert all(np.array_equal(new_state[n][:, row], alone_state[n][:, 0]) for n in new_state)
+
+
+def test_in_company_a_prompt_is_read_in_the_shared_steps(api: GenerateAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Alone, a prompt goes through the model in one long call; joining running generations, its last FOLD_MAX
+    characters ride along as rows of the shared step instead. The text is the same either way."""
+    calls: list[tuple[int, int]] = []
+    run = api.generator._run
+
+    def recorded(tokens: np.ndarray, state: Any) -> Any:
+        calls.append(tokens.shape)
+        return run(tokens, state)
+
+    monkeypatch.setattr(api.generator, "_run", recorded)
+    queue: Queue[Any] = Queue()
+    queue.put(queued("running", GenerateRequest(prompt="A", max_new_tokens=200, temperature=0)))
+    transport, loop = Transport(), ContinuousGenerationLoop(max_active=4)
+    loop.tick(api, queue, transport)
+    joining = GenerateRequest(
+        prompt="KING RICHARD:\n" + "Now is the winter of our discontent " * 8, max_new_tokens=20, seed=5
+    )
+    queue.put(queued("joining", joining))
+    calls.clear()
+    while not transport.finished("joining"):
+        loop.tick(api, queue, transport)
+    prompt_chars = len(api.generator.encoder.encode(joining.prompt))
+    assert prompt_chars > 128
+    assert [shape for shape in calls if shape[1] > 1] == [(1, prompt_chars - 128)]  # only the head in one call
+    assert sum(shape == (2, 1) for shape in calls) == 128 + 19  # the rest, then 20 samples (the last needs no step)
+    assert transport.text("joining") == generate_text(api.generator, joining).text
