@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from rnntext.tokenize import Token, tokenize
+from rnntext.tokenize import Token, tokenize, tokenize_words
 from rnntext.vocab import Vocab
 
 IntArray = npt.NDArray[np.int64]
@@ -45,7 +45,7 @@ class SentimentEncoder:
 
     @staticmethod
     def words(text: str) -> list[str]:
-        return [normalize_sentiment_word(t.text) for t in tokenize(_HTML_BREAK.sub(" ", text))]
+        return [normalize_sentiment_word(w) for w in tokenize_words(_HTML_BREAK.sub(" ", text))]
 
     def encode(self, text: str) -> IntArray:
         return self.encode_words(self.words(text))
@@ -58,10 +58,13 @@ class SentimentEncoder:
         return np.array(self.vocab.encode(words), dtype=np.int64)
 
 
+# SST writes double quotes as `` and '' and brackets as -lrb- / -rrb- in places; users type " and ( ).
+_SST_SPELLING = {'"': "''", "-lrb-": "(", "-rrb-": ")"}
+
+
 def normalize_sentiment_word(word: str) -> str:
-    # SST writes double quotes as `` and '' and brackets as -lrb- / -rrb- in places; users type " and ( ).
     word = word.lower()
-    return {'"': "''", "-lrb-": "(", "-rrb-": ")"}.get(word, word)
+    return _SST_SPELLING.get(word, word)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,11 @@ def tokenize(text: str) -> list[Token]:
     return [Token(m.group(), m.start(), m.end()) for m in _TOKEN.finditer(text)]
 
 
+def tokenize_words(text: str) -> list[str]:
+    """The tokens' texts only: what `tokenize` gives without building offsets (the sentiment model's hot path)."""
+    return _TOKEN.findall(text)
+
+
 def join_tokens(tokens: list[str]) -> tuple[str, list[Token]]:
     """Pre-tokenized input: the text is the tokens joined by single spaces, and each token keeps its offsets."""
     spans, start = [], 0

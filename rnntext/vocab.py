@@ -67,7 +67,10 @@ class Vocab:
         return self.unk_id
 
     def encode(self, tokens: Iterable[str]) -> list[int]:
-        return [self.id(t) for t in tokens]
+        if self.unk_id is None:
+            return [self.id(t) for t in tokens]
+        index, unk = self._index, self.unk_id
+        return [index.get(t, unk) for t in tokens]
 
     def decode(self, ids: Iterable[int]) -> list[str]:
         return [self.tokens[i] for i in ids]

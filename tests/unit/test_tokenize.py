@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnntext.tokenize import Token, join_tokens, tokenize
+from rnntext.tokenize import Token, join_tokens, tokenize, tokenize_words
 
 
 def texts(s: str) -> list[str]:
@@ -51,3 +51,8 @@ def test_join_tokens_offsets(words: list[str]) -> None:
     assert text == " ".join(words)
     assert [t.text for t in tokens] == words
     assert all(text[t.start : t.end] == t.text for t in tokens)
+
+
+@given(st.text())
+def test_words_without_offsets_are_the_same_tokens(text: str) -> None:
+    assert tokenize_words(text) == texts(text)
