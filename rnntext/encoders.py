@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from rnntext.tokenize import Token, tokenize, tokenize_words
+from rnntext.tokenize import Token, has_tokens, tokenize, tokenize_words
 from rnntext.vocab import Vocab
 
 IntArray = npt.NDArray[np.int64]
@@ -46,6 +46,11 @@ class SentimentEncoder:
     @staticmethod
     def words(text: str) -> list[str]:
         return [normalize_sentiment_word(w) for w in tokenize_words(_HTML_BREAK.sub(" ", text))]
+
+    @staticmethod
+    def has_words(text: str) -> bool:
+        """`bool(words(text))`, found without tokenizing the whole text (request validation)."""
+        return has_tokens(_HTML_BREAK.sub(" ", text))
 
     def encode(self, text: str) -> IntArray:
         return self.encode_words(self.words(text))

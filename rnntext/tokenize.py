@@ -41,6 +41,11 @@ def tokenize_words(text: str) -> list[str]:
     return _TOKEN.findall(text)
 
 
+def has_tokens(text: str) -> bool:
+    """Whether `tokenize(text)` would give at least one token (stops at the first)."""
+    return _TOKEN.search(text) is not None
+
+
 def join_tokens(tokens: list[str]) -> tuple[str, list[Token]]:
     """Pre-tokenized input: the text is the tokens joined by single spaces, and each token keeps its offsets."""
     spans, start = [], 0

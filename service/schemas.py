@@ -45,7 +45,7 @@ def _not_blank(value: str) -> str:
 
 
 def _has_words(value: str) -> str:
-    if not SentimentEncoder.words(value):  # e.g. only markup the encoder strips: the model must never see length 0
+    if not SentimentEncoder.has_words(value):  # e.g. only markup the encoder strips: the model must never see length 0
         raise ValueError("contains no words the sentiment model can read")
     return value
 

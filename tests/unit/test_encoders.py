@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rnntext.encoders import CharEncoder, NerEncoder, SentimentEncoder, normalize_sentiment_word, pad
 from rnntext.vocab import Vocab
@@ -49,3 +51,8 @@ def test_ner_encoder_folds_digits_and_clips_long_words() -> None:
     assert features.chars.shape == (3, 4)
     assert chars.decode(features.chars[2].tolist()) == list("abij")  # prefix and suffix of a long word
     assert features.chars[0, 2:].tolist() == [chars.pad_id] * 2
+
+
+@given(st.lists(st.sampled_from([" ", "\n", "\t", "\u00a0", "<br />", "<BR>", "a", ".", "😀", "\u200b"])).map("".join))
+def test_has_words_agrees_with_words(text: str) -> None:
+    assert SentimentEncoder.has_words(text) == bool(SentimentEncoder.words(text))
