@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -62,9 +64,11 @@ class OnnxModel:
     session: ort.InferenceSession
     providers: list[str]
     threads: int
+    chunk_threads: int = 1  # threads running the chunks of one `output_by_length` call (onnxruntime frees the GIL)
+    _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
 
     @classmethod
-    def load(cls, directory: Path, *, device: Device = "auto", threads: int = 1) -> OnnxModel:
+    def load(cls, directory: Path, *, device: Device = "auto", threads: int = 1, chunk_threads: int = 1) -> OnnxModel:
         manifest, encoder = verify_files(directory)
         model_path = directory / manifest.model_file
         session = ort.InferenceSession(
@@ -74,7 +78,7 @@ class OnnxModel:
         )
         check_io(model_path, manifest, session)
         check_labels(model_path, manifest)
-        model = cls(directory, manifest, encoder, session, session.get_providers(), threads)
+        model = cls(directory, manifest, encoder, session, session.get_providers(), threads, chunk_threads)
         logger.info(
             "loaded %s %s sha256=%s providers=%s threads=%d torch_imported=%s",
             manifest.task,
@@ -98,7 +102,8 @@ class OnnxModel:
 
         ORT's LSTM gains nothing from one large padded call on CPU (64 sentences: 10.5 ms padded together, 5.0 ms
         in length-sorted calls of 8; bench/model_only.py). The graph is exact for any padding, so each chunk is cut
-        to its own longest row and the rows are put back in request order; answers do not change.
+        to its own longest row and the rows are put back in request order; answers do not change. With
+        `chunk_threads` > 1 the chunks run in parallel (64 SST sentences: 5.4 -> 3.3 ms on 2 threads).
         """
         lengths = feeds["lengths"]
         if len(lengths) <= chunk:
@@ -108,18 +113,24 @@ class OnnxModel:
         for start in range(0, len(order), chunk):
             rows = order[start : start + chunk]
             width = int(lengths[rows].max())
-            parts.append(
-                (rows, self.output(name, {k: v[rows] if v.ndim == 1 else v[rows, :width] for k, v in feeds.items()}))
-            )
-        first = parts[0][1]
+            parts.append((rows, {k: v[rows] if v.ndim == 1 else v[rows, :width] for k, v in feeds.items()}))
+        outputs = self._map(lambda part: self.output(name, part[1]), parts)
+        first = outputs[0]
         # Per-step outputs ([batch, time, ...]) come back as wide as the batch's longest row; padding stays zero.
         shape = (
             (len(lengths), int(lengths.max()), *first.shape[2:]) if first.ndim > 2 else (len(lengths), *first.shape[1:])
         )
         result = np.zeros(shape, dtype=first.dtype)
-        for rows, part in parts:
+        for (rows, _), part in zip(parts, outputs, strict=True):
             result[rows, : part.shape[1]] = part
         return result
+
+    def _map(self, call: Callable[[Any], npt.NDArray[Any]], items: list[Any]) -> list[npt.NDArray[Any]]:
+        if self.chunk_threads <= 1 or len(items) < 2:
+            return [call(item) for item in items]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.chunk_threads, thread_name_prefix="chunks")
+        return list(self._pool.map(call, items))
 
     def describe(self) -> dict[str, Any]:
         m = self.manifest

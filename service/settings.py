@@ -64,6 +64,10 @@ class Settings(BaseSettings):
         default=32, ge=1, description="/generate: generations stepped together per worker (more wait in the queue)"
     )
 
+    chunk_threads: int = Field(
+        default=2, ge=1, description="threads running the length-sorted chunks of one large /sentiment or /ner batch"
+    )
+
     # Dynamic batching of /sentiment and /ner requests.
     max_batch_size: int = Field(
         default=16, ge=2, description="requests merged into one model call (>= 2: batched loop)"

@@ -20,7 +20,12 @@ def load_model(settings: Settings, task: str) -> OnnxModel:
     """Runs in a freshly spawned worker process, where logging is not configured yet."""
     if not logging.getLogger().handlers:
         logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
-    return OnnxModel.load(settings.artifact_dir(task), device=settings.device, threads=settings.threads_per_worker)
+    return OnnxModel.load(
+        settings.artifact_dir(task),
+        device=settings.device,
+        threads=settings.threads_per_worker,
+        chunk_threads=settings.chunk_threads,
+    )
 
 
 def report(status: WorkerStatus | None, model: OnnxModel) -> None:

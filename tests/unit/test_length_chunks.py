@@ -27,16 +27,18 @@ def texts() -> list[str]:
     return [SENTENCES[i] for i in rng.integers(0, len(SENTENCES), 27)]  # 27: chunks of 8 plus a remainder
 
 
-def test_sentiment_chunks_equal_one_call(artifacts: Path, texts: list[str]) -> None:
-    model = OnnxModel.load(artifacts / "sentiment")
+@pytest.mark.parametrize("chunk_threads", [1, 2])
+def test_sentiment_chunks_equal_one_call(artifacts: Path, texts: list[str], chunk_threads: int) -> None:
+    model = OnnxModel.load(artifacts / "sentiment", chunk_threads=chunk_threads)
     assert isinstance(model.encoder, SentimentEncoder)
     tokens, lengths = pad([model.encoder.encode(t) for t in texts], model.encoder.vocab.pad_id or 0)
     feeds = {"tokens": tokens, "lengths": lengths}
     np.testing.assert_allclose(model.output_by_length("probs", feeds), model.output("probs", feeds), atol=1e-6)
 
 
-def test_ner_chunks_equal_one_call(artifacts: Path, texts: list[str]) -> None:
-    model = OnnxModel.load(artifacts / "ner")
+@pytest.mark.parametrize("chunk_threads", [1, 2])
+def test_ner_chunks_equal_one_call(artifacts: Path, texts: list[str], chunk_threads: int) -> None:
+    model = OnnxModel.load(artifacts / "ner", chunk_threads=chunk_threads)
     assert isinstance(model.encoder, NerEncoder)
     features = [model.encoder.encode(t.split()) for t in texts]
     words, lengths = pad([f.words for f in features], model.encoder.words.pad_id or 0)
