@@ -462,16 +462,17 @@ READING = """\
   fewer clients are in flight than `max_batch_size`. "requests per model call" above shows the batches formed.
 - Everything of one request except the model call is Python in some process: JSON and pydantic in the HTTP
   process, tokenization (`decode_request`), padding and the response model (`encode_response`) in the worker, and
-  pickling across two process queues. On 2 cores the "busiest process cores" column shows which process saturates
-  first (1.00 = a full core); the model's own share is "model ms per call" × calls.
-- /generate: each worker generates one stream at a time (service/generation.py explains why there is no
-  continuous batching), so concurrent streams queue for the workers; their total rate can only grow with
-  `RNNSERVE_WORKERS_GENERATE` and free cores. Every character travels as its own piece (worker -> queue -> HTTP
-  process -> one SSE event), grouped by `RNNSERVE_STREAM_INTERVAL`. The first character waits for the prompt's
-  prefill: the LSTM reads the prompt one step per character inside one call, so time to first character grows
-  with the prompt's length (the benchmark's prompts are a speaker line and the first line of the speech).
+  pickling across two process queues (pipes in ours, manager queues in LitServe's default, baseline (b)). On 2
+  cores the "busiest process cores" column shows which process saturates first (1.00 = a full core); the model's
+  own share is "model ms per call" × calls.
+- /generate (ours): continuous batching. The worker advances every running stream by one character per model
+  call (service/generate_loop.py), so concurrent streams share each step; a prompt arriving while others run is
+  read as rows of those steps. The baselines generate one stream at a time per worker. Characters travel in
+  pieces grouped by `RNNSERVE_STREAM_INTERVAL` (worker -> queue -> HTTP process -> one SSE event). A lone client's
+  prompt is read in one call before its first character, so time to first character grows with the prompt's
+  length (the benchmark's prompts are a speaker line and the first line of the speech).
 - The model-only table is the runtime alone; the line under it compares one char LM step for 32 streams with
-  32 single steps, which is what batching concurrent streams would gain at the model.
+  32 single steps, which is what stepping concurrent streams together gains at the model.
 """
 
 METHOD = """\

@@ -48,7 +48,15 @@ def build_module(manifest: Manifest, vocab: dict[str, Any]) -> nn.Module:
         labels = len(manifest.labels or [])
         pad = int(vocab.get("pad_id") or 0)
         return SentimentClassifier(
-            int(a["vocab"]), int(a["embed"]), int(a["hidden"]), int(a["layers"]), 0.0, labels, cell, pad
+            int(a["vocab"]),
+            int(a["embed"]),
+            int(a["hidden"]),
+            int(a["layers"]),
+            0.0,
+            labels,
+            cell,
+            pad,
+            int(a.get("members", 1)),
         )
     if manifest.task == "ner":
         words, chars = vocab, vocab["chars"]  # word vocabulary at the top, characters under "chars"
