@@ -32,8 +32,8 @@ test-slow: $(VENV)/.dev
 	$(PY) -m pytest -m slow -q
 
 lint: $(VENV)/.dev
-	$(VENV)/bin/ruff check rnntext service training tests
-	$(VENV)/bin/ruff format --check rnntext service training tests
+	$(VENV)/bin/ruff check rnntext service training tests bench examples
+	$(VENV)/bin/ruff format --check rnntext service training tests bench examples
 	$(VENV)/bin/mypy --strict rnntext service
 
 # Reproduce every committed artifact from $(DATA).
@@ -49,7 +49,7 @@ train-ner: $(VENV)/.dev
 	$(PY) -m training.train_ner --train=$(DATA)/conll2003/train.txt --valid=$(DATA)/conll2003/valid.txt --out=artifacts/ner
 
 # Ours against FastAPI + torch and LitServe + torch over HTTP, model-only figures and a settings sweep; rewrites
-# docs/benchmarks.md and bench/results.json (about 8 minutes on 2 cores; run it on an otherwise idle machine).
+# docs/benchmarks.md and bench/results.json (under 10 minutes on 2 cores; run it on an otherwise idle machine).
 bench: $(VENV)/.dev
 	$(PY) -m bench.run
 

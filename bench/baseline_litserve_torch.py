@@ -23,7 +23,8 @@ from service.workers import report
 def _torch(api: GenerateAPI | SentimentAPI | NerAPI, task: str) -> OnnxModel:
     from bench.torch_from_onnx import torch_model  # imported in the worker: torch loads there
 
-    return torch_model(api.settings.artifact_dir(task), threads=api.settings.threads_per_worker)
+    settings = api.settings
+    return torch_model(settings.artifact_dir(task), settings.threads_per_worker, settings.chunk_threads)
 
 
 class TorchGenerateAPI(GenerateAPI):

@@ -176,11 +176,20 @@ class TorchSession:
         return [by_name[n] for n in (names or [o.name for o in self.outputs])]
 
 
-def torch_model(directory: Path, threads: int | None = None) -> OnnxModel:
-    """An `OnnxModel` whose session is PyTorch eager: same checks of the files, same encoder, same callers."""
+def torch_model(directory: Path, threads: int | None = None, chunk_threads: int = 1) -> OnnxModel:
+    """An `OnnxModel` whose session is PyTorch eager: same checks of the files, same encoder, same callers (and the
+    same parallel chunks of a large batch; torch modules may run from several threads in inference mode)."""
     if threads is not None:
         torch.set_num_threads(threads)
     manifest, encoder = verify_files(directory)
     module, graph, _ = load_torch(directory)
     session = TorchSession(module, graph)
-    return OnnxModel(directory, manifest, encoder, session, session.get_providers(), torch.get_num_threads())  # type: ignore[arg-type]
+    return OnnxModel(
+        directory,
+        manifest,
+        encoder,
+        session,  # type: ignore[arg-type]
+        session.get_providers(),
+        torch.get_num_threads(),
+        chunk_threads,
+    )
