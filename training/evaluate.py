@@ -26,19 +26,41 @@ from training.data import read_conll, read_labeled_tsv
 
 
 def evaluate_sentiment(
-    session: ort.InferenceSession, encoder: SentimentEncoder, path: Path, limit: int | None, seed: int, batch: int = 64
+    session: ort.InferenceSession, encoder: SentimentEncoder, path: Path, limit: int | None, seed: int
 ) -> dict[str, float]:
     rows = read_labeled_tsv(path)
     if limit is not None and limit < len(rows):
         rows = random.Random(seed).sample(rows, limit)
-    correct = 0
-    pad_id = encoder.vocab.pad_id or 0
-    for i in range(0, len(rows), batch):
-        chunk = rows[i : i + batch]
-        tokens, lengths = pad([encoder.encode(r.text) for r in chunk], pad_id)
-        (probs,) = session.run(None, {"tokens": tokens, "lengths": lengths})
-        correct += int((probs.argmax(1) == np.array([r.label for r in chunk])).sum())
+    probs = sentiment_probs(session, encoder, [r.text for r in rows])
+    correct = int((probs.argmax(1) == np.array([r.label for r in rows])).sum())
     return {"accuracy": 100.0 * correct / len(rows), "examples": len(rows)}
+
+
+def sentiment_probs(
+    session: ort.InferenceSession, encoder: SentimentEncoder, texts: list[str], batch: int = 64
+) -> np.ndarray:
+    """Label probabilities for `texts` (in their order), computed in batches of similar length (less padding)."""
+    encoded = [encoder.encode(t) for t in texts]
+    order = np.argsort([len(ids) for ids in encoded], kind="stable")
+    probs = np.zeros((len(texts), 0), np.float32)
+    for i in range(0, len(order), batch):
+        rows = order[i : i + batch]
+        tokens, lengths = pad([encoded[r] for r in rows], encoder.vocab.pad_id or 0)
+        (part,) = session.run(None, {"tokens": tokens, "lengths": lengths})
+        if probs.shape[1] == 0:
+            probs = np.zeros((len(texts), part.shape[1]), np.float32)
+        probs[rows] = part
+    return probs
+
+
+def artifact_sentiment_probs(directory: Path, texts: list[str], max_tokens: int) -> np.ndarray:
+    """A sentiment artifact's probabilities for `texts`, each cut to `max_tokens` words (as in training)."""
+    manifest = Manifest.read(directory)
+    encoder = load_encoder(directory, manifest)
+    if not isinstance(encoder, SentimentEncoder):
+        raise ValueError(f"{directory}: not a sentiment artifact")
+    session = ort.InferenceSession(str(directory / manifest.model_file), providers=["CPUExecutionProvider"])
+    return sentiment_probs(session, SentimentEncoder(encoder.vocab, max_tokens), texts)
 
 
 def evaluate_ner(

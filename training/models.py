@@ -46,26 +46,56 @@ class CharLM(nn.Module):
 
 
 class SentimentClassifier(nn.Module):
-    """Bidirectional LSTM over words; max and mean pooling over the real (unpadded) steps -> label probabilities."""
+    """Bidirectional LSTM over words; max and mean pooling over the real (unpadded) steps -> label probabilities.
+
+    With `members` > 1 it is a small ensemble in one graph: the members share the word embedding (most of the
+    parameters) and each has its own LSTM and head, trained on its own loss from its own initialisation and
+    dropout masks; the served probabilities are the members' mean.
+    """
 
     def __init__(
-        self, vocab_size: int, embed: int, hidden: int, layers: int, dropout: float, labels: int, cell: str, pad_id: int
+        self,
+        vocab_size: int,
+        embed: int,
+        hidden: int,
+        layers: int,
+        dropout: float,
+        labels: int,
+        cell: str,
+        pad_id: int,
+        members: int = 1,
     ) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab_size, embed, padding_idx=pad_id)
+        self.members = nn.ModuleList(
+            SentimentMember(embed, hidden, layers, dropout, labels, cell) for _ in range(members)
+        )
+
+    def member_logits(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+        """[members, batch, labels]: what training fits, each member on its own."""
+        embedded = self.embed(tokens)
+        mask = (torch.arange(tokens.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(2)
+        return torch.stack([member(embedded, lengths, mask) for member in self.members])
+
+    def forward(self, tokens: Tensor, lengths: Tensor, per_member: bool = False) -> Tensor:
+        """Label probabilities (the exported graph); `per_member=True` gives the members' logits instead, so that
+        training goes through `forward` (DistributedDataParallel averages gradients only there)."""
+        logits = self.member_logits(tokens, lengths)
+        return logits if per_member else torch.softmax(logits, dim=-1).mean(0)
+
+
+class SentimentMember(nn.Module):
+    def __init__(self, embed: int, hidden: int, layers: int, dropout: float, labels: int, cell: str) -> None:
+        super().__init__()
         self.rnn = make_recurrent(cell, embed, hidden, layers, bidirectional=True, dropout=dropout)
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(4 * hidden, labels)
 
-    def logits(self, tokens: Tensor, lengths: Tensor) -> Tensor:
-        out, _ = run_padded(self.rnn, self.drop(self.embed(tokens)), lengths=lengths)
-        mask = (torch.arange(tokens.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(2)
+    def forward(self, embedded: Tensor, lengths: Tensor, mask: Tensor) -> Tensor:
+        out, _ = run_padded(self.rnn, self.drop(embedded), lengths=lengths)
         mean = (out * mask).sum(1) / lengths.unsqueeze(1).to(out.dtype)
         maxed = out.masked_fill(~mask, -1e4).max(1).values
         return self.head(self.drop(torch.cat([mean, maxed], dim=1)))
-
-    def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
-        return torch.softmax(self.logits(tokens, lengths), dim=-1)
 
 
 class NerTagger(nn.Module):

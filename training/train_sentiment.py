@@ -13,6 +13,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,6 +27,7 @@ from training import artifacts
 from training.batching import bucketed, shard
 from training.config import RunConfig, knob, parse_config
 from training.data import LabeledText, read_labeled_tsv, split_off, sst_sentence_split
+from training.evaluate import artifact_sentiment_probs
 from training.export import Signature, write_checked
 from training.loop import Distributed, Schedule, fit, plot_history, start_run
 from training.models import SentimentClassifier
@@ -64,6 +66,9 @@ class TrainConfig(RunConfig):
     embed: int = knob(128, "word embedding size")
     hidden: int = knob(128, "LSTM hidden size per direction")
     layers: int = knob(1, "LSTM layers")
+    members: int = knob(1, "ensemble members in one graph (shared embedding, own LSTM and head each)")
+    teacher: str = knob("", "sentiment artifact to distil from: training targets mix in its probabilities ('': none)")
+    distill_weight: float = knob(0.5, "with --teacher: share of each training target taken from the teacher")
     dropout: float = knob(0.5, "dropout on embeddings and before the head")
     unk_rate: float = knob(0.05, "word dropout: share of training words replaced by <unk>")
     batch_size: int = knob(64, "rows per step")
@@ -73,9 +78,12 @@ class TrainConfig(RunConfig):
     version: str = knob("1.1.0", "model version in the manifest")
 
 
-def to_batch(rows: list[tuple[np.ndarray, int]], pad_id: int) -> tuple[Tensor, Tensor, Tensor]:
+Row = tuple[np.ndarray, Any]  # token ids and the target: a label, or (distillation) a distribution over labels
+
+
+def to_batch(rows: list[Row], pad_id: int) -> tuple[Tensor, Tensor, Tensor]:
     tokens, lengths = pad([ids for ids, _ in rows], pad_id)
-    return torch.from_numpy(tokens), torch.from_numpy(lengths), torch.tensor([label for _, label in rows])
+    return torch.from_numpy(tokens), torch.from_numpy(lengths), torch.as_tensor(np.array([t for _, t in rows]))
 
 
 def predict(model: SentimentClassifier, encoded: list[np.ndarray], pad_id: int, batch_size: int = 256) -> np.ndarray:
@@ -116,10 +124,12 @@ def main(argv: list[str] | None = None) -> None:
         limited = SentimentEncoder(vocab, max_tokens)
         return [(limited.encode(r.text), r.label) for r in items]
 
-    train = encode(train_rows) + encode(imdb_train, cfg.train_max_tokens)
+    train: list[Row] = [*encode(train_rows), *encode(imdb_train, cfg.train_max_tokens)]
+    if cfg.teacher:
+        train = distilled(train, cfg, [r.text for r in train_rows], [r.text for r in imdb_train])
     valid, valid_reviews = encode(valid_rows), encode(imdb_valid)
     model = SentimentClassifier(
-        len(vocab), cfg.embed, cfg.hidden, cfg.layers, cfg.dropout, len(LABELS), cfg.cell, vocab.pad_id
+        len(vocab), cfg.embed, cfg.hidden, cfg.layers, cfg.dropout, len(LABELS), cfg.cell, vocab.pad_id, cfg.members
     )
     if cfg.pretrained == "minilm":
         share = initialise(model.embed, list(vocab.tokens), vocab.pad_id, cfg.seed)
@@ -136,8 +146,10 @@ def main(argv: list[str] | None = None) -> None:
             yield tokens.masked_fill(dropped, vocab.unk_id), lengths, labels
 
     def loss_of(net: nn.Module, batch: tuple[Tensor, Tensor, Tensor]) -> Tensor:
-        tokens, lengths, labels = batch
-        return F.cross_entropy(model_logits(net, tokens, lengths), labels)
+        tokens, lengths, targets = batch
+        logits = net(tokens, lengths, per_member=True)  # each member fits the targets on its own
+        members = logits.shape[0]
+        return F.cross_entropy(logits.flatten(0, 1), targets.repeat(members, *[1] * (targets.dim() - 1)))
 
     def evaluate(net: nn.Module) -> dict[str, float]:
         probs = predict(model, [ids for ids, _ in valid], vocab.pad_id)
@@ -170,11 +182,19 @@ def main(argv: list[str] | None = None) -> None:
         export(model, vocab, cfg, result, valid, valid_rows, len(valid_reviews))
 
 
-def model_logits(net: nn.Module, tokens: Tensor, lengths: Tensor) -> Tensor:
-    inner = net.module if isinstance(net, nn.parallel.DistributedDataParallel) else net
-    if inner is net:
-        return net.logits(tokens, lengths)  # type: ignore[operator]
-    return torch.log(net(tokens, lengths) + 1e-9)  # through DDP's forward, so gradients are averaged
+def distilled(train: list[Row], cfg: TrainConfig, sst_texts: list[str], imdb_texts: list[str]) -> list[Row]:
+    """Knowledge distillation: each target becomes (1 - w) * one-hot(label) + w * the teacher's probabilities, so
+    the cross-entropy is (1 - w) of the usual loss plus w of the teacher's. The teacher sees what the model sees:
+    the same texts, cut to the same lengths."""
+    teacher = Path(cfg.teacher)
+    probs = artifact_sentiment_probs(teacher, sst_texts, cfg.max_tokens)
+    if imdb_texts:
+        probs = np.concatenate([probs, artifact_sentiment_probs(teacher, imdb_texts, cfg.train_max_tokens)])
+    onehot = np.eye(len(LABELS), dtype=np.float32)
+    w = cfg.distill_weight
+    agree = float(np.mean([int(p.argmax()) == label for (_, label), p in zip(train, probs, strict=True)]))
+    log.info("teacher %s agrees with %.1f%% of the training labels", teacher, 100 * agree)
+    return [(ids, (1 - w) * onehot[label] + w * p) for (ids, label), p in zip(train, probs, strict=True)]
 
 
 def export(model, vocab, cfg, result, valid, valid_rows, n_reviews) -> None:  # type: ignore[no-untyped-def]
@@ -217,6 +237,7 @@ def export(model, vocab, cfg, result, valid, valid_rows, n_reviews) -> None:  # 
             "embed": cfg.embed,
             "hidden": cfg.hidden,
             "layers": cfg.layers,
+            "members": cfg.members,
             "bidirectional": True,
             "pooling": "mean+max",
             "vocab": len(vocab),

@@ -122,7 +122,7 @@ def test_parity_error_names_output_and_difference() -> None:
     model = SentimentClassifier(30, 4, 8, 1, 0.0, 2, "torch-lstm", pad_id=0).eval()
     onnx_bytes = export_onnx(model, train_sentiment.padded_case(2, 4, 30, 0), train_sentiment.SIGNATURE)
     with torch.no_grad():
-        model.head.bias[0] += 1.0  # the PyTorch model drifts after export
+        model.members[0].head.bias[0] += 1.0  # the PyTorch model drifts after export
     with pytest.raises(ParityError, match=r"output 'probs' .* max abs diff"):
         check_parity(model, onnx_bytes, train_sentiment.SIGNATURE, [train_sentiment.padded_case(1, 5, 30, 0)])
 

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import torch
 
@@ -79,6 +80,45 @@ def test_sentiment_short_run_learns_and_exports(data_dir: Path, tmp_path: Path) 
     counts = manifest.metrics["confusion_matrix"]["counts"]
     assert sum(map(sum, counts)) == manifest.metrics["valid_sentences"]
     assert manifest.metrics["valid_accuracy"] > 55.0  # better than the majority class on a 4,000-row slice
+
+
+def test_ensemble_teacher_then_distilled_student(data_dir: Path, tmp_path: Path) -> None:
+    """A 2-member ensemble exports as one graph (its probabilities = the members' mean); a single model then
+    learns from it (--teacher) and records where its targets came from."""
+    common = [f"--data={data_dir}/sst2/train.tsv", "--imdb=", "--max-rows=4000", "--embed=32", "--hidden=32"]
+    common += ["--epochs=2", "--pretrained=none", f"--runs={tmp_path}"]
+    teacher = tmp_path / "teacher"
+    train_sentiment.main([*common, f"--out={teacher}", "--members=2"])
+    manifest = check_artifact(teacher, "sentiment")
+    assert manifest.architecture["members"] == 2
+    session = ort.InferenceSession(str(teacher / manifest.model_file), providers=["CPUExecutionProvider"])
+    assert sum(n.op_type == "LSTM" for n in _graph_nodes(teacher)) == 2  # one per member
+    tokens, lengths = train_sentiment.padded_case(3, 6, manifest.architecture["vocab"], 0)
+    (probs,) = session.run(None, {"tokens": tokens.numpy(), "lengths": lengths.numpy()})
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+
+    # Distillation targets: (1 - w) * one-hot(label) + w * the teacher's probabilities for the same text.
+    texts = ["a gripping , funny film that never lets go", "dull"]  # longest first: order must survive sorting
+    rows = [(np.array([1, 2]), 1), (np.array([3]), 0)]
+    cfg = train_sentiment.TrainConfig(teacher=str(teacher), distill_weight=0.25)
+    targets = [t for _, t in train_sentiment.distilled(rows, cfg, texts, [])]
+    encoder = load_encoder(teacher, manifest)
+    for text, (_, label), target in zip(texts, rows, targets, strict=True):
+        (alone,) = session.run(
+            None, {"tokens": encoder.encode(text)[None], "lengths": np.array([len(encoder.encode(text))])}
+        )
+        np.testing.assert_allclose(target, 0.75 * np.eye(2)[label] + 0.25 * alone[0], atol=1e-6)
+
+    student = tmp_path / "student"
+    train_sentiment.main([*common, f"--out={student}", f"--teacher={teacher}", "--distill-weight=0.7"])
+    manifest = check_artifact(student, "sentiment")
+    assert manifest.architecture["members"] == 1
+    assert manifest.training["config"]["teacher"] == str(teacher)
+    assert manifest.training["config"]["distill_weight"] == 0.7
+
+
+def _graph_nodes(directory: Path) -> list[onnx.NodeProto]:
+    return list(onnx.load(str(directory / "model.onnx")).graph.node)
 
 
 def test_ner_short_run_learns_and_exports(data_dir: Path, tmp_path: Path) -> None:
