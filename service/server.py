@@ -11,10 +11,14 @@ requests with 503 and `main` exits with status 1, for the orchestrator to restar
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing as mp
+import os
 import signal
+import time
 from collections.abc import MutableMapping
+from contextlib import suppress
 from multiprocessing.managers import SyncManager
 from typing import Any
 
@@ -31,9 +35,11 @@ from service.routes import add_inference_routes, add_info_route, add_validation_
 from service.runtime import ArtifactError, verify_files
 from service.schemas import limited_models
 from service.settings import TASKS, Settings
+from service.transport import PipeTransport
 from service.workers import LOG_FORMAT, WorkerStatus
 
 logger = logging.getLogger(__name__)
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def manifest_facts(settings: Settings) -> list[dict[str, Any]]:
@@ -58,14 +64,15 @@ def manifest_facts(settings: Settings) -> list[dict[str, Any]]:
 
 
 class Server(ls.LitServer):  # type: ignore[misc]  # litserve ships no type hints
-    """LitServer with plain `multiprocessing` queues (a pipe each) between the HTTP processes and the workers.
+    """LitServer with pipes between the HTTP processes and the workers: a `multiprocessing` queue per endpoint for
+    requests, and `PipeTransport` (one pipe per HTTP process, read by its event loop) for answers.
 
     LitServe 0.2.19 makes every request and response queue a `Manager().Queue()`: each put and get is a round trip
     to the manager process, which pickles, locks and answers. Profiled under 32 clients on /sentiment (py-spy), those
     round trips were 44 % of the sentiment worker's time and 29 % of the HTTP process's. A pipe queue's put hands
-    the item to a feeder thread and returns; its get reads the pipe. The manager stays for the shared dictionaries.
-    Known cost: a worker killed while it holds a queue's read lock would block its endpoint's other workers; a dead
-    worker stops the whole server anyway (`main`).
+    the item to a feeder thread and returns (the event loop never blocks on a full pipe); its get reads the pipe.
+    The manager stays for the shared dictionaries. Known cost: a worker killed while it holds a lock of a queue or
+    pipe would block the others; a dead worker stops the whole server anyway (`main`).
     """
 
     def _init_manager(self, num_api_servers: int) -> SyncManager:
@@ -74,7 +81,7 @@ class Server(ls.LitServer):  # type: ignore[misc]  # litserve ships no type hint
         for path in self.litapi_request_queues:
             self.litapi_request_queues[path] = ctx.Queue()
         if isinstance(self._transport, MPQueueTransport):  # type: ignore[has-type]  # set by LitServe
-            self._transport = MPQueueTransport(None, [ctx.Queue() for _ in range(num_api_servers)])
+            self._transport = PipeTransport(num_api_servers, ctx)
         return manager
 
 
@@ -119,11 +126,20 @@ def build_server(
     return server
 
 
+def die_with_parent() -> None:
+    """Linux: have the kernel send this process SIGTERM when its parent goes (PR_SET_PDEATHSIG), so that a server
+    killed with SIGKILL leaves no HTTP or manager process behind (the workers watch their parent themselves)."""
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
 def main() -> None:
     settings = Settings()
     logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # shut down like Ctrl+C: workers are stopped too
-    manager: SyncManager = mp.get_context("spawn").Manager()
+    os.register_at_fork(after_in_child=die_with_parent)  # LitServe forks the HTTP processes
+    manager = SyncManager(ctx=mp.get_context("spawn"))
+    manager.start(initializer=die_with_parent)
     try:
         try:
             server = build_server(settings, manager.dict(), manager.dict())
@@ -153,6 +169,20 @@ def main() -> None:
             raise SystemExit(1) from None
     finally:
         manager.shutdown()
+        stop_children()
+
+
+def stop_children(grace: float = 5.0) -> None:
+    """Workers LitServe left running (it does not stop them when another worker fails to start) would keep this
+    process from exiting: they wait on pipe queues, which, unlike manager queues, do not break when we go."""
+    children = mp.active_children()
+    for child in children:
+        child.terminate()
+    deadline = time.monotonic() + grace
+    for child in children:
+        child.join(max(0.0, deadline - time.monotonic()))
+        if child.is_alive():
+            child.kill()
 
 
 if __name__ == "__main__":

@@ -54,3 +54,14 @@ def _running(pid: int) -> bool:
     except (OSError, IndexError):
         return not Path("/proc/self").exists()  # no /proc: cannot tell, assume alive
     return state not in ("Z", "X")
+
+
+class ParentWatch:
+    """Whether the process that started this worker is gone (killed without stopping its workers): the worker then
+    has no one to answer and stops. Linux re-parents orphans, so a changed parent pid means ours died."""
+
+    def __init__(self) -> None:
+        self.parent = os.getppid()
+
+    def gone(self) -> bool:
+        return os.getppid() != self.parent

@@ -156,3 +156,22 @@ def test_a_killed_worker_fails_its_requests_and_the_server_exits_non_zero(faulty
     log = faulty.log.read_text(errors="replace")
     assert "Worker inference-worker died; shutting down" in log  # LitServe's monitor, within its 2 s poll
     assert "a model worker process died: exiting with status 1" in log
+
+
+def test_workers_of_a_killed_server_stop_on_their_own(artifacts: Path, tmp_path: Path) -> None:
+    """SIGKILL gives the server no chance to stop its processes: the workers notice they were orphaned, the HTTP
+    and manager processes get SIGTERM from the kernel (PR_SET_PDEATHSIG); none is left running."""
+    server = start_server(artifacts, tmp_path)
+    port = server.url.rsplit(":", 1)[1]
+    try:
+        workers = processes_with_env("RNNSERVE_PORT", port) - {server.process.pid}
+        assert len(workers) >= 3
+        os.kill(server.process.pid, signal.SIGKILL)
+        server.process.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and processes_with_env("RNNSERVE_PORT", port):
+            time.sleep(0.2)
+        assert not processes_with_env("RNNSERVE_PORT", port), "orphaned processes kept running"
+    finally:
+        for pid in processes_with_env("RNNSERVE_PORT", port):
+            os.kill(pid, signal.SIGKILL)
