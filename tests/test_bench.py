@@ -119,7 +119,7 @@ def test_graph_flops_counts_every_weight_twice() -> None:
     inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     flops = graph_flops(directory / "model.onnx")
     assert flops.per_position == 2 * (inits[lstm.input[1]].size + inits[lstm.input[2]].size)
-    assert flops.per_request == 2 * inits["head.weight"].size
+    assert flops.per_request == 2 * inits["members.0.head.weight"].size
 
 
 # --- the load generator against a tiny server ---------------------------------------------------------------------

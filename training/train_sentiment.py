@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+import shutil
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnntext.encoders import SentimentEncoder, pad
-from rnntext.manifest import IOSpec, TensorSpec
+from rnntext.manifest import IOSpec, Manifest, TensorSpec
 from rnntext.vocab import Vocab
 from training import artifacts
 from training.batching import bucketed, shard
@@ -72,10 +73,10 @@ class TrainConfig(RunConfig):
     dropout: float = knob(0.5, "dropout on embeddings and before the head")
     unk_rate: float = knob(0.05, "word dropout: share of training words replaced by <unk>")
     batch_size: int = knob(64, "rows per step")
-    epochs: int = knob(4, "passes over the training rows")
+    epochs: int = knob(6, "passes over the training rows")
     save_rank_weights: bool = knob(False, "torchrun: every rank saves its final weights (to compare ranks)")
     name: str = knob("sentiment-sst2", "model name in the manifest")
-    version: str = knob("1.1.0", "model version in the manifest")
+    version: str = knob("1.2.0", "model version in the manifest")
 
 
 Row = tuple[np.ndarray, Any]  # token ids and the target: a label, or (distillation) a distribution over labels
@@ -282,7 +283,29 @@ def export(model, vocab, cfg, result, valid, valid_rows, n_reviews) -> None:  # 
             + examples,
         },
     )
+    if cfg.teacher:
+        record_teacher(out, Path(cfg.teacher), cfg.distill_weight)
     log.info("wrote %s (%s, parity %.2g)", out, _fmt_accuracy(best), parity.max_abs_diff)
+
+
+TEACHER_MANIFEST = "teacher-manifest.json"
+
+
+def record_teacher(out: Path, teacher: Path, weight: float) -> None:
+    """The teacher is not committed: its manifest (how it was made, its validation) travels with the artifact, and
+    the model card says what the training targets were."""
+    shutil.copyfile(teacher / "manifest.json", out / TEACHER_MANIFEST)
+    t = Manifest.read(teacher)
+    metrics = ", ".join(f"{k} {v}" for k, v in t.metrics.items() if k.endswith("accuracy"))
+    card = out / artifacts.CARD_FILE
+    card.write_text(
+        card.read_text()
+        + "\n## Distillation\n"
+        + f"Training targets were {1 - weight:.0%} the gold label and {weight:.0%} the probabilities of the teacher "
+        f"{t.model_id} ({t.architecture.get('members', 1)}-member ensemble in one graph; validation: {metrics}), "
+        f"computed on the same texts cut to the same lengths. The teacher's manifest, with its command, is "
+        f"{TEACHER_MANIFEST}.\n"
+    )
 
 
 def _fmt_accuracy(row: dict[str, float]) -> str:

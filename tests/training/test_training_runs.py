@@ -115,6 +115,8 @@ def test_ensemble_teacher_then_distilled_student(data_dir: Path, tmp_path: Path)
     assert manifest.architecture["members"] == 1
     assert manifest.training["config"]["teacher"] == str(teacher)
     assert manifest.training["config"]["distill_weight"] == 0.7
+    assert Manifest.read(teacher).model_id in (student / "MODEL_CARD.md").read_text().split("## Distillation")[1]
+    assert (student / "teacher-manifest.json").read_bytes() == (teacher / "manifest.json").read_bytes()
 
 
 def _graph_nodes(directory: Path) -> list[onnx.NodeProto]:
