@@ -84,6 +84,19 @@ class Server(ls.LitServer):  # type: ignore[misc]  # litserve ships no type hint
             self._transport = PipeTransport(num_api_servers, ctx)
         return manager
 
+    def _perform_graceful_shutdown(
+        self, manager: SyncManager, uvicorn_workers: dict[Any, Any], shutdown_reason: str = "normal"
+    ) -> None:
+        """Drain every HTTP process at once. LitServe stops them one after another (SIGTERM, then wait up to its
+        graceful timeout), so with two, the second kept taking new requests while the first finished its streams."""
+        processes = [w for w in uvicorn_workers.values() if isinstance(w, mp.process.BaseProcess) and w.is_alive()]
+        for process in processes:
+            process.terminate()
+        deadline = time.monotonic() + self.uvicorn_graceful_timeout
+        for process in processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+        super()._perform_graceful_shutdown(manager, uvicorn_workers, shutdown_reason)
+
 
 def build_server(
     settings: Settings, status: WorkerStatus, cancellations: MutableMapping[str, float] | None = None

@@ -45,8 +45,10 @@ class Settings(BaseSettings):
     )
 
     # Processes and threads: ORT threads default to cores / total inference workers (never all cores each).
+    # Two HTTP processes: the single one saturated first under load (sweep in docs/benchmarks.md: /sentiment at 32
+    # clients +20-37 % in two runs, +12 MB).
     api_servers: int = Field(
-        default=1, ge=1, description="HTTP server processes (LitServe's default is one per worker)"
+        default=2, ge=1, description="HTTP server processes (LitServe's default is one per worker)"
     )
     workers_generate: int = Field(default=1, ge=1)
     workers_sentiment: int = Field(default=1, ge=1)

@@ -28,7 +28,8 @@ GENERATED = "rnnserve_generated_characters_total"
 
 @pytest.fixture(scope="module")
 def faulty(artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    env = {"RNNSERVE_MAX_IN_FLIGHT": "2", "RNNSERVE_MAX_NEW_TOKENS": str(LONG)}
+    # One HTTP process: the in-flight limit is per HTTP process, and the overload test counts on one.
+    env = {"RNNSERVE_MAX_IN_FLIGHT": "2", "RNNSERVE_MAX_NEW_TOKENS": str(LONG), "RNNSERVE_API_SERVERS": "1"}
     running = start_server(artifacts, tmp_path_factory.mktemp("faults"), env)
     yield running
     if running.process.poll() is None:
