@@ -38,7 +38,7 @@ SWEEP: list[dict[str, str]] = [
     {"RNNSERVE_WORKERS_GENERATE": "2"},
     {"RNNSERVE_MAX_BATCH_SIZE": "8"},
     {"RNNSERVE_BATCH_TIMEOUT": "0.002"},
-    {"RNNSERVE_API_SERVERS": "2"},
+    {"RNNSERVE_API_SERVERS": "1"},
     {"RNNSERVE_ACCESS_LOG": "false"},
     {},  # the defaults again: the spread between the two default rows is this run's noise
 ]
