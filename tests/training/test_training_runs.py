@@ -227,7 +227,7 @@ def test_service_serves_a_from_scratch_cell_model_unchanged(data_dir: Path, tmp_
         reply = httpx.post(server.url + "/sentiment", json={"text": "a gripping, funny film"}, timeout=30)
         assert reply.status_code == 200, reply.text
         body = reply.json()
-        assert body["model"] == "sentiment-gru-smoke@1.1.0"
+        assert body["model"] == f"sentiment-gru-smoke@{train_sentiment.TrainConfig().version}"
         assert body["label"] in ("negative", "positive") and abs(sum(body["scores"].values()) - 1) < 1e-5
     finally:
         stop_server(server)
