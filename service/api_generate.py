@@ -1,7 +1,7 @@
 """POST /generate: one LitAPI in streaming mode serves both answers. A streaming request gets one piece per
 released chunk of text; a plain request gets a single final piece. The HTTP side (`service.routes`) turns the
-pieces into Server-Sent Events or one JSON body. The worker steps all running requests together
-(`service.generate_loop`); `predict` is the same generation for one request alone."""
+pieces into Server-Sent Events or one JSON body. The worker's loop (`service.generate_loop`) steps all running
+requests together; it takes each request through `begin` and each released piece through `encode_response`."""
 
 # No `from __future__ import annotations`: LitServe reads the request type from the live annotation.
 import logging
@@ -18,8 +18,6 @@ from service.generation import (
     Generation,
     Joiner,
     Piece,
-    coalesce,
-    generate_text,
 )
 from service.schemas import GeneratePiece, GenerateRequest
 from service.settings import Settings
@@ -56,13 +54,6 @@ class GenerateAPI(ls.LitAPI):  # type: ignore[misc]  # litserve ships no type hi
     def _cancellation(self, request: GenerateRequest) -> Cancellation | None:
         uid = request._request_id
         return Cancellation(self.cancellations, uid) if self.cancellations is not None and uid else None
-
-    def predict(self, request: GenerateRequest) -> Iterator[Piece]:
-        cancelled = self._cancellation(request)
-        if request.stream:
-            yield from coalesce(self.generator.generate(request, cancelled), self.settings.stream_interval)
-        else:
-            yield generate_text(self.generator, request, cancelled)
 
     # Annotated Any: LitServe would turn an Iterator return type into an (invalid) FastAPI response model.
     def encode_response(self, pieces: Iterator[Piece]) -> Any:

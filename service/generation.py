@@ -249,16 +249,6 @@ class Joiner:
         return Piece("".join(self.parts), piece.finish_reason, piece.generated_tokens)
 
 
-def coalesce(pieces: Iterator[Piece], interval: float, clock: Callable[[], float] = time.monotonic) -> Iterator[Piece]:
-    coalescer = Coalescer(interval, clock)
-    for piece in pieces:
-        out = coalescer.push(piece)
-        if out is not None:
-            yield out
-    if coalescer.pending:  # the pieces ended without a last piece
-        yield Piece(coalescer.pending)
-
-
 def generate_text(
     generator: CharGenerator, request: GenerateRequest, cancelled: Callable[[], bool] | None = None
 ) -> Piece:

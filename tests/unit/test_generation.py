@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.generation import Cancellation, CharGenerator, Piece, coalesce, generate_text
+from service.generation import Cancellation, CharGenerator, Coalescer, Piece, generate_text
 from service.runtime import OnnxModel
 from service.schemas import GenerateRequest
 
@@ -65,13 +65,18 @@ def test_unknown_characters_in_the_prompt_are_accepted(generator: CharGenerator)
     assert len(out.text) == 5
 
 
-def test_coalesce_merges_pieces_by_time() -> None:
+def released(coalescer: Coalescer, pieces: list[Piece]) -> list[Piece]:
+    return [out for piece in pieces if (out := coalescer.push(piece)) is not None]
+
+
+def test_coalescer_merges_pieces_by_time() -> None:
     ticks = iter([0.0, 0.001, 0.002, 0.030, 0.031, 0.032])
     pieces = [Piece("a"), Piece("b"), Piece("c"), Piece("d"), Piece("e"), Piece("f", "stop", 6)]
-    out = list(coalesce(iter(pieces), interval=0.02, clock=lambda: next(ticks)))
+    out = released(Coalescer(interval=0.02, clock=lambda: next(ticks)), pieces)
     assert out == [Piece("a"), Piece("bcd"), Piece("ef", "stop", 6)]  # first at once, then every 20 ms, final
-    assert list(coalesce(iter(pieces[:3]), interval=0.0)) == pieces[:3]
-    assert "".join(p.text for p in coalesce(iter(pieces[:2]), interval=10)) == "ab"
+    assert released(Coalescer(interval=0.0), pieces[:3]) == pieces[:3]
+    final = Piece("", "length", 2)
+    assert released(Coalescer(interval=10), [*pieces[:2], final]) == [Piece("a"), Piece("b", "length", 2)]
 
 
 def test_a_cancelled_generation_stops_and_reports_what_it_made(generator: CharGenerator) -> None:
@@ -87,7 +92,7 @@ def test_a_cancelled_generation_stops_and_reports_what_it_made(generator: CharGe
     last = pieces[-1]
     assert last.finish_reason is None and last.text == "" and last.generated_tokens is not None
     assert 5 <= last.generated_tokens < 10 and flags == {}  # the worker removes the flag it acted on
-    assert list(coalesce(iter([Piece("ab"), last]), interval=10)) == [
+    assert released(Coalescer(interval=10), [Piece("ab"), last]) == [
         Piece("ab"),
         Piece("", None, last.generated_tokens),
     ]
