@@ -113,16 +113,10 @@ def onnx_state_dict(graph: onnx.GraphProto) -> dict[str, npt.NDArray[np.float32]
     return state
 
 
-# Sentiment artifacts exported before ensembles (1.1.0) name their single member's weights `rnn.*` and `head.*`.
-LEGACY_PREFIXES = {"rnn.": "members.0.rnn.", "head.": "members.0.head."}
-
-
 def load_into(module: nn.Module, graph: onnx.GraphProto, where: Path) -> nn.Module:
     """Copy every weight; a missing, surplus or mis-shaped entry is a MappingError naming it."""
     recovered = onnx_state_dict(graph)
     expected = module.state_dict()
-    if isinstance(module, SentimentClassifier):
-        recovered = {_modern(name, expected): value for name, value in recovered.items()}
     missing = sorted(set(expected) - set(recovered))
     surplus = sorted(set(recovered) - set(expected))
     if missing or surplus:
@@ -132,13 +126,6 @@ def load_into(module: nn.Module, graph: onnx.GraphProto, where: Path) -> nn.Modu
             raise MappingError(f"{where}: {name}: torch shape {tuple(expected[name].shape)} != ONNX {value.shape}")
     module.load_state_dict({k: torch.tensor(np.array(v)) for k, v in recovered.items()})
     return module.eval()
-
-
-def _modern(name: str, expected: dict[str, Any]) -> str:
-    for old, new in LEGACY_PREFIXES.items():
-        if name.startswith(old) and name not in expected and new + name[len(old) :] in expected:
-            return new + name[len(old) :]
-    return name
 
 
 def load_torch(directory: Path) -> tuple[nn.Module, onnx.ModelProto, Manifest]:

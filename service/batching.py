@@ -25,8 +25,6 @@ from litserve.loops.simple_loops import BatchedLoop
 from litserve.transport.base import MessageTransport
 from litserve.utils import LitAPIStatus, LoopResponseType, PickleableHTTPException
 
-from service.workers import ParentWatch
-
 logger = logging.getLogger(__name__)
 
 Payload = tuple[int, str, Any]  # response queue id, request uid, request
@@ -34,7 +32,6 @@ Payload = tuple[int, str, Any]  # response queue id, request uid, request
 
 class BlockingBatchedLoop(BatchedLoop):  # type: ignore[misc]  # litserve ships no type hints
     idle_wait = 1.0  # seconds per blocking wait; the loop re-checks for shutdown in between
-    parent = ParentWatch()  # replaced in the worker process (see run_batched_loop)
 
     def get_batch_requests(
         self, lit_api: ls.LitAPI, request_queue: Queue[Any], transport: MessageTransport
@@ -44,8 +41,6 @@ class BlockingBatchedLoop(BatchedLoop):  # type: ignore[misc]  # litserve ships 
         try:
             item = request_queue.get(timeout=self.idle_wait)
         except Empty:
-            if self.parent.gone():
-                raise _StopLoopError() from None
             return payloads, timed_out
         deadline = time.monotonic() + lit_api.batch_timeout
         while True:
@@ -75,7 +70,6 @@ class BlockingBatchedLoop(BatchedLoop):  # type: ignore[misc]  # litserve ships 
         callback_runner: Any,
         lit_spec: Any = None,
     ) -> None:
-        self.parent = ParentWatch()
         while True:
             try:
                 payloads, timed_out = self.get_batch_requests(lit_api, request_queue, transport)

@@ -27,7 +27,6 @@ from litserve.utils import LitAPIStatus, LoopResponseType
 
 from service.batching import send_error
 from service.generation import FOLD_MAX, Generation, Piece
-from service.workers import ParentWatch
 
 logger = logging.getLogger(__name__)
 STREAMING = LoopResponseType.STREAMING
@@ -49,7 +48,6 @@ class ContinuousGenerationLoop(LitLoop):  # type: ignore[misc]  # litserve ships
         self.max_active = max_active
         self.running: list[Running] = []
         self.stopping = False
-        self.parent = ParentWatch()
 
     def __call__(
         self,
@@ -61,7 +59,6 @@ class ContinuousGenerationLoop(LitLoop):  # type: ignore[misc]  # litserve ships
         workers_setup_status: dict[int, str],
         callback_runner: Any,
     ) -> None:
-        self.parent = ParentWatch()  # in the worker process: its parent is the server
         while not (self.stopping and not self.running):
             self.tick(lit_api, request_queue, transport)
 
@@ -82,7 +79,6 @@ class ContinuousGenerationLoop(LitLoop):  # type: ignore[misc]  # litserve ships
             try:
                 item = request_queue.get_nowait() if self.running else request_queue.get(timeout=self.idle_wait)
             except Empty:
-                self.stopping = self.stopping or (not self.running and self.parent.gone())
                 return
             if item == _SENTINEL_VALUE:
                 self.stopping = True  # finish what runs, take nothing new

@@ -11,14 +11,12 @@ requests with 503 and `main` exits with status 1, for the orchestrator to restar
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import multiprocessing as mp
 import os
 import signal
 import time
 from collections.abc import MutableMapping
-from contextlib import suppress
 from multiprocessing.managers import SyncManager
 from typing import Any
 
@@ -36,10 +34,9 @@ from service.runtime import ArtifactError, verify_files
 from service.schemas import limited_models
 from service.settings import TASKS, Settings
 from service.transport import PipeTransport
-from service.workers import LOG_FORMAT, WorkerStatus
+from service.workers import LOG_FORMAT, WorkerStatus, die_with_parent
 
 logger = logging.getLogger(__name__)
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def manifest_facts(settings: Settings) -> list[dict[str, Any]]:
@@ -139,13 +136,6 @@ def build_server(
     return server
 
 
-def die_with_parent() -> None:
-    """Linux: have the kernel send this process SIGTERM when its parent goes (PR_SET_PDEATHSIG), so that a server
-    killed with SIGKILL leaves no HTTP or manager process behind (the workers watch their parent themselves)."""
-    with suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-
-
 def main() -> None:
     settings = Settings()
     logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
@@ -187,7 +177,8 @@ def main() -> None:
 
 def stop_children(grace: float = 5.0) -> None:
     """Workers LitServe left running (it does not stop them when another worker fails to start) would keep this
-    process from exiting: they wait on pipe queues, which, unlike manager queues, do not break when we go."""
+    process from exiting, joined at exit while they wait on pipe queues (which, unlike manager queues, do not break
+    when we go)."""
     children = mp.active_children()
     for child in children:
         child.terminate()

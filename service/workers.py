@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import signal
 import sys
 from collections.abc import MutableMapping
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +19,19 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"
 WorkerStatus = MutableMapping[str, dict[str, Any]]
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent() -> None:
+    """Linux: have the kernel send this process SIGTERM when its parent goes (PR_SET_PDEATHSIG), so that a server
+    killed with SIGKILL leaves no worker, HTTP or manager process behind."""
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
 def load_model(settings: Settings, task: str) -> OnnxModel:
     """Runs in a freshly spawned worker process, where logging is not configured yet."""
+    die_with_parent()  # spawned workers do not run fork hooks: ask here
     if not logging.getLogger().handlers:
         logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
     return OnnxModel.load(
@@ -54,14 +68,3 @@ def _running(pid: int) -> bool:
     except (OSError, IndexError):
         return not Path("/proc/self").exists()  # no /proc: cannot tell, assume alive
     return state not in ("Z", "X")
-
-
-class ParentWatch:
-    """Whether the process that started this worker is gone (killed without stopping its workers): the worker then
-    has no one to answer and stops. Linux re-parents orphans, so a changed parent pid means ours died."""
-
-    def __init__(self) -> None:
-        self.parent = os.getppid()
-
-    def gone(self) -> bool:
-        return os.getppid() != self.parent

@@ -42,13 +42,14 @@ def sentiment_probs(
     """Label probabilities for `texts` (in their order), computed in batches of similar length (less padding)."""
     encoded = [encoder.encode(t) for t in texts]
     order = np.argsort([len(ids) for ids in encoded], kind="stable")
-    probs = np.zeros((len(texts), 0), np.float32)
+    parts = []
     for i in range(0, len(order), batch):
         rows = order[i : i + batch]
         tokens, lengths = pad([encoded[r] for r in rows], encoder.vocab.pad_id or 0)
         (part,) = session.run(None, {"tokens": tokens, "lengths": lengths})
-        if probs.shape[1] == 0:
-            probs = np.zeros((len(texts), part.shape[1]), np.float32)
+        parts.append((rows, part))
+    probs = np.zeros((len(texts), parts[0][1].shape[1] if parts else 0), np.float32)
+    for rows, part in parts:
         probs[rows] = part
     return probs
 

@@ -160,8 +160,8 @@ def test_a_killed_worker_fails_its_requests_and_the_server_exits_non_zero(faulty
 
 
 def test_workers_of_a_killed_server_stop_on_their_own(artifacts: Path, tmp_path: Path) -> None:
-    """SIGKILL gives the server no chance to stop its processes: the workers notice they were orphaned, the HTTP
-    and manager processes get SIGTERM from the kernel (PR_SET_PDEATHSIG); none is left running."""
+    """SIGKILL gives the server no chance to stop its processes: the workers, HTTP and manager processes get
+    SIGTERM from the kernel (PR_SET_PDEATHSIG); none is left running."""
     server = start_server(artifacts, tmp_path)
     port = server.url.rsplit(":", 1)[1]
     try:
