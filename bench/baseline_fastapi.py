@@ -49,8 +49,8 @@ def build_app(artifacts: Path) -> FastAPI:
     @app.post("/ner")
     def ner_route(request: NerRequest) -> object:
         batch = ner_model.batch([ner_model.decode(request)])
-        (output,) = ner.unbatch(ner_model.predict(batch), batch)
-        return ner.annotate(output, ner_model.tags, ner_model.allowed, model_id["ner"])
+        (output,) = ner.unbatch(ner_model.predict(batch), batch, ner_model.allowed)
+        return ner.annotate(output, ner_model.tags, model_id["ner"])
 
     @app.post("/generate")
     def generate_route(request: GenerateRequest) -> object:

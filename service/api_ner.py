@@ -2,11 +2,12 @@
 
 # No `from __future__ import annotations`: LitServe reads the request type from the live annotation.
 import litserve as ls
+import pydantic_core
 
 from service import ner
 from service.batching import BlockingBatchedLoop
 from service.ner import FloatArray, NerBatch, NerInput, NerModel, NerOutput
-from service.schemas import NerRequest, NerResponse
+from service.schemas import NerRequest
 from service.settings import Settings
 from service.workers import WorkerStatus, load_model, report
 
@@ -38,7 +39,7 @@ class NerAPI(ls.LitAPI):  # type: ignore[misc]  # litserve ships no type hints
         return self.model.predict(batch), batch
 
     def unbatch(self, output: tuple[FloatArray, NerBatch]) -> list[NerOutput]:
-        return ner.unbatch(*output)
+        return ner.unbatch(*output, self.model.allowed)
 
-    def encode_response(self, output: NerOutput) -> NerResponse:
-        return ner.annotate(output, self.model.tags, self.model.allowed, self.model_id)
+    def encode_response(self, output: NerOutput) -> bytes:  # JSON: see service.routes.json_answer
+        return pydantic_core.to_json(ner.annotate(output, self.model.tags, self.model_id))

@@ -2,10 +2,11 @@
 
 # No `from __future__ import annotations`: LitServe reads the request type from the live annotation.
 import litserve as ls
+import pydantic_core
 
 from service import sentiment
 from service.batching import BlockingBatchedLoop
-from service.schemas import SentimentBatchResponse, SentimentRequest, SentimentResponse
+from service.schemas import SentimentRequest
 from service.sentiment import FloatArray, SentimentBatch, SentimentInput, SentimentModel, SentimentOutput
 from service.settings import Settings
 from service.workers import WorkerStatus, load_model, report
@@ -40,5 +41,5 @@ class SentimentAPI(ls.LitAPI):  # type: ignore[misc]  # litserve ships no type h
     def unbatch(self, output: tuple[FloatArray, SentimentBatch]) -> list[SentimentOutput]:
         return sentiment.unbatch(*output)
 
-    def encode_response(self, output: SentimentOutput) -> SentimentResponse | SentimentBatchResponse:
-        return sentiment.response(output, self.model.labels, self.model_id)
+    def encode_response(self, output: SentimentOutput) -> bytes:  # JSON: see service.routes.json_answer
+        return pydantic_core.to_json(sentiment.response(output, self.model.labels, self.model_id))

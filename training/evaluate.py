@@ -21,7 +21,7 @@ import onnxruntime as ort
 from rnntext.artifact import load_encoder
 from rnntext.encoders import CharEncoder, NerEncoder, SentimentEncoder, pad
 from rnntext.manifest import Manifest
-from rnntext.tags import allowed_transitions, constrained_decode, entity_scores
+from rnntext.tags import allowed_transitions, constrained_decode_batch, entity_scores
 from training.data import read_conll, read_labeled_tsv
 
 
@@ -75,9 +75,7 @@ def evaluate_ner(
         words, lengths = pad([f.words for f in features], encoder.words.pad_id or 0)
         chars, _ = pad([f.chars for f in features], encoder.chars.pad_id or 0)
         (log_probs,) = session.run(None, {"words": words, "chars": chars, "lengths": lengths})
-        predicted += [
-            [tags[t] for t in constrained_decode(lp[:n], allowed)] for lp, n in zip(log_probs, lengths, strict=True)
-        ]
+        predicted += [[tags[t] for t in path] for path in constrained_decode_batch(log_probs, lengths, allowed)]
     scores = entity_scores([s.tags for s in sentences], predicted)
     return {"f1": scores["overall"]["f1"], **{f"f1_{k}": v["f1"] for k, v in scores.items() if k != "overall"}}
 

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from rnntext.encoders import NerEncoder, NerFeatures, pad
 from rnntext.manifest import IOSpec, TensorSpec
-from rnntext.tags import allowed_transitions, constrained_decode, entity_scores
+from rnntext.tags import allowed_transitions, constrained_decode_batch, entity_scores
 from rnntext.vocab import Vocab
 from training import artifacts
 from training.batching import bucketed, shard
@@ -92,8 +92,7 @@ def predict_tags(
     for i in range(0, len(encoded), batch_size):
         words, chars, lengths, _ = to_batch(encoded[i : i + batch_size], encoder)
         log_probs = model(words, chars, lengths).numpy()
-        for scores, n in zip(log_probs, lengths.tolist(), strict=True):
-            predicted.append([TAGS[t] for t in constrained_decode(scores[:n], allowed)])
+        predicted += [[TAGS[t] for t in path] for path in constrained_decode_batch(log_probs, lengths.numpy(), allowed)]
     return predicted
 
 

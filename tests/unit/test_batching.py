@@ -56,8 +56,8 @@ def test_sentiment_unbatch_splits_by_request() -> None:
 
 def ner_answers(model: NerModel, requests: list[NerRequest]) -> list[dict[str, object]]:
     batch = model.batch([model.decode(r) for r in requests])
-    outputs = ner.unbatch(model.predict(batch), batch)
-    return [ner.annotate(o, model.tags, model.allowed, "m").model_dump() for o in outputs]
+    outputs = ner.unbatch(model.predict(batch), batch, model.allowed)
+    return [ner.annotate(o, model.tags, "m").model_dump() for o in outputs]
 
 
 def test_ner_batch_equals_alone_and_offsets_point_into_the_text(ner_model: NerModel) -> None:

@@ -128,8 +128,9 @@ def test_plain_generate_is_one_json_body(fake: tuple[FakeServer, TestClient]) ->
 def test_regular_routes_pass_the_worker_answer_or_its_error(fake: tuple[FakeServer, TestClient]) -> None:
     server, client = fake
     answer = SentimentResponse(label="positive", score=0.9, scores={"negative": 0.1, "positive": 0.9}, model="m@1")
-    server.script.append([(answer, LitAPIStatus.OK)])
-    assert client.post("/sentiment", json={"text": "good"}).json() == answer.model_dump()
+    server.script.append([(answer.model_dump_json().encode(), LitAPIStatus.OK)])  # workers answer in JSON
+    r = client.post("/sentiment", json={"text": "good"})
+    assert r.headers["content-type"] == "application/json" and r.json() == answer.model_dump()
     assert type(server.litapi_request_queues["/sentiment"].payloads[0]) is SentimentRequest
     server.script.append([(pickle.dumps(KeyError("secret text")), LitAPIStatus.ERROR)])
     r = client.post("/ner", json={"text": "EU"})
@@ -156,7 +157,9 @@ def test_a_dead_worker_fails_the_requests_waiting_on_it(monkeypatch: pytest.Monk
         assert r.status_code == 503 and r.headers["retry-after"] == "5"
         assert r.json() == {"detail": "the /sentiment model worker stopped; the server restarts: retry"}
         assert client.post("/generate", json={"prompt": "x", "stream": True}).status_code == 503
-        server.script.append([(NerResponse(entities=[], tokens=[], model="m@1"), LitAPIStatus.OK)])  # a live worker
+        server.script.append(
+            [(NerResponse(entities=[], tokens=[], model="m@1").model_dump_json().encode(), LitAPIStatus.OK)]
+        )  # a live worker
         assert client.post("/ner", json={"text": "EU"}).status_code == 200
         assert server.response_buffer == {}
 

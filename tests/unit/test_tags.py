@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnntext.tags import Span, allowed_transitions, constrained_decode, entity_scores, iob1_to_iob2, spans
+from rnntext.tags import (
+    Span,
+    allowed_transitions,
+    constrained_decode,
+    constrained_decode_batch,
+    entity_scores,
+    iob1_to_iob2,
+    spans,
+)
 
 TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 
@@ -48,6 +58,30 @@ def test_constrained_decode_is_always_valid_bio(steps: int, seed: int) -> None:
     log_probs = np.log(np.random.default_rng(seed).dirichlet(np.ones(len(TAGS)), size=steps))
     tags = [TAGS[i] for i in constrained_decode(log_probs, allowed_transitions(TAGS))]
     assert iob1_to_iob2(tags) == tags
+
+
+def best_valid_path(log_probs: np.ndarray, allowed: np.ndarray) -> list[int]:
+    """The highest-scoring allowed tag sequence, by trying every sequence (short inputs only)."""
+    start = len(allowed) - 1
+    candidates = [
+        path
+        for path in itertools.product(range(log_probs.shape[1]), repeat=len(log_probs))
+        if all(allowed[a, b] for a, b in zip((start, *path), path, strict=False))
+    ]
+    return list(max(candidates, key=lambda path: sum(log_probs[t, tag] for t, tag in enumerate(path))))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(0, 4), min_size=1, max_size=6), st.integers(0, 2**32 - 1))
+def test_batched_decode_finds_each_rows_best_valid_path(lengths: list[int], seed: int) -> None:
+    """Rows of different lengths in one padded batch (padding filled with noise that must not matter) each get
+    the best allowed path over their own tokens, the same as decoding the row alone."""
+    allowed = allowed_transitions(TAGS)
+    rng = np.random.default_rng(seed)
+    log_probs = np.log(rng.dirichlet(np.full(len(TAGS), 0.3), size=(len(lengths), max(lengths) + 1)))
+    decoded = constrained_decode_batch(log_probs, np.array(lengths), allowed)
+    for row, n, path in zip(log_probs, lengths, decoded, strict=True):
+        assert path == best_valid_path(row[:n], allowed) == constrained_decode(row[:n], allowed)
 
 
 def test_entity_scores() -> None:
