@@ -24,7 +24,7 @@ from typing import Any
 from bench import model_only, report
 from bench.loadgen import process_cpu_each
 from bench.payloads import bodies
-from bench.scenario import Plan, run_server, sweep_point
+from bench.scenario import Plan, head_to_head, run_server, sweep_point
 from bench.servers import descendants
 from service.settings import DEFAULT_ARTIFACTS
 
@@ -39,7 +39,6 @@ SWEEP: list[dict[str, str]] = [
     {"RNNSERVE_MAX_BATCH_SIZE": "8"},
     {"RNNSERVE_BATCH_TIMEOUT": "0.002"},
     {"RNNSERVE_API_SERVERS": "1"},
-    {"RNNSERVE_ACCESS_LOG": "false"},
     {},  # the defaults again: the spread between the two default rows is this run's noise
 ]
 # Candidate code changes can be measured the same way with bench/variant_server.py, e.g. adding
@@ -133,8 +132,9 @@ class Interference:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--artifacts", type=Path, default=Path(os.environ.get("RNNSERVE_ARTIFACTS", DEFAULT_ARTIFACTS)))
-    parser.add_argument("--seconds", type=float, default=3.5, help="measured seconds per load point")
-    parser.add_argument("--sweep-seconds", type=float, default=3.0, help="measured seconds per sweep point")
+    parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds per load point")
+    parser.add_argument("--sweep-seconds", type=float, default=2.5, help="measured seconds per sweep point")
+    parser.add_argument("--rounds", type=int, default=3, help="head-to-head rounds of ours and (b); 0: none")
     parser.add_argument("--no-sweep", dest="sweep", action="store_false")
     parser.add_argument("--servers", default="ours,fastapi-torch,litserve-torch")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md")
@@ -164,6 +164,11 @@ def main(argv: list[str] | None = None) -> None:
         for kind in args.servers.split(","):
             print(f"{kind} ...", flush=True)
             results["servers"][kind] = asdict(run_server(kind, env, b, plan, args.logs))
+
+        kinds = [k for k in ("ours", "litserve-torch") if k in args.servers.split(",")]
+        if args.rounds and len(kinds) == 2:
+            print("head to head ...", flush=True)
+            results["head_to_head"] = head_to_head(kinds, env, b, args.rounds, args.seconds, args.logs)
 
         results["sweep"] = []
         if args.sweep:

@@ -284,3 +284,28 @@ def test_report_puts_every_figure_next_to_both_baselines() -> None:
     assert "| /sentiment 32 clients: req/s >= 2× (a) | 200 vs 100 = 2.00× | **holds** |" in text
     assert "| /generate 16 streams: total chars/s >= 10× (a) | 32000 vs 16000 = 2.00× | **misses** |" in text
     assert "RNNSERVE_ORT_THREADS=2" in text and "Settings sweep" in text
+
+
+def test_close_targets_take_the_median_of_the_head_to_head_rounds() -> None:
+    """The (b) and 64-text verdicts use per-round ratios of the alternating servers, not the one-run table."""
+    from bench import report
+
+    results = _fake_results()  # table: /sentiment 200 vs 150 = 1.33x (holds); 64 texts 3840 vs 200 = 19.2x
+    results["head_to_head"] = {
+        "rounds": 3,
+        "seconds": 3.0,
+        "max_other_cores": 0.0,
+        "points": {
+            "/sentiment x32": {"ours": [110.0, 100.0, 130.0], "litserve-torch": [100.0, 100.0, 100.0]},
+            "/ner x32": {"ours": [150.0, 150.0, 150.0], "litserve-torch": [100.0, 100.0, 100.0]},
+            "/sentiment 64 texts x8": {"ours": [1100.0, 1000.0, 1400.0], "litserve-torch": [1.0, 1.0, 1.0]},
+        },
+    }
+    text = report.render(results)
+    assert (
+        "| /sentiment 32 clients: req/s >= 1.2× (b) | head to head, median of 3 rounds 1.10× (1.10, 1.00, 1.30)" in text
+    )
+    assert "table above 200 vs 150 = 1.33× | **misses** |" in text
+    assert "| /ner 32 clients: req/s >= 1.2× (b) | head to head, median of 3 rounds 1.50×" in text
+    assert "median of 3 rounds 10.0× (10.0, 10.0, 10.8); table above 3840 vs 200 = 19.2× | **holds** |" in text
+    assert "| /ner x32: req/s | 150, 150, 150 | 100, 100, 100 | 1.50, 1.50, 1.50 | **1.50×** |" in text
