@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DATA ?= ../shared/data
 
-.PHONY: serve test test-slow lint train train-charlm train-sentiment train-ner bench clean
+.PHONY: serve test test-slow lint train train-charlm train-sentiment train-ner bench bench-int8 clean
 
 # Serving dependencies only (no torch), installed once and again when pyproject.toml changes.
 $(VENV)/.serve: pyproject.toml
@@ -57,6 +57,11 @@ train-ner: $(VENV)/.dev
 # docs/benchmarks.md and bench/results.json (under 10 minutes on 2 cores; run it on an otherwise idle machine).
 bench: $(VENV)/.dev
 	$(PY) -m bench.run
+
+# int8 dynamic quantisation of /sentiment and /ner: validation quality, speed and batch-consistency against float32;
+# rewrites docs/int8.md and bench/int8.json (about a minute).
+bench-int8: $(VENV)/.dev
+	$(PY) -m bench.int8
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

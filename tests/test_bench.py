@@ -309,3 +309,21 @@ def test_close_targets_take_the_median_of_the_head_to_head_rounds() -> None:
     assert "| /ner 32 clients: req/s >= 1.2× (b) | head to head, median of 3 rounds 1.50×" in text
     assert "median of 3 rounds 10.0× (10.0, 10.0, 10.8); table above 3840 vs 200 = 19.2× | **holds** |" in text
     assert "| /ner x32: req/s | 150, 150, 150 | 100, 100, 100 | 1.50, 1.50, 1.50 | **1.50×** |" in text
+
+
+def test_int8_study_tells_batch_dependent_answers_from_consistent_ones(tmp_path: Path) -> None:
+    """bench/int8.py's consistency figure: float32 answers a sentence alike alone or in a padded serving call;
+    the int8 graph's outputs move with the batch, and the figure shows it."""
+    pytest.importorskip("onnxruntime.quantization")
+    from bench import int8
+    from bench.model_only import sentiment_batch
+    from bench.payloads import sst2_sentences
+    from service.runtime import OnnxModel
+
+    model = OnnxModel.load(_artifact("sentiment"), threads=1, chunk_threads=2)
+    feeds = sentiment_batch(model.encoder, sst2_sentences(n=40), model.encoder.vocab.pad_id or 0)  # type: ignore[attr-defined]
+    exact = int8.consistency("sentiment", model, feeds)
+    assert exact["answers that change"] == 0 and exact["largest output change"] < 1e-5 and exact["sentences"] == 40
+    quantized = int8.consistency("sentiment", int8.quantized(model, tmp_path / "q.onnx", None), feeds)
+    assert quantized["largest output change"] > 1e-4
+    assert (tmp_path / "q.onnx").stat().st_size < (model.directory / "model.onnx").stat().st_size / 3
