@@ -514,8 +514,9 @@ READING = """\
   requests before it calls the model: a lone request always pays the whole timeout, and so does every batch while
   fewer clients are in flight than `max_batch_size`. "requests per model call" above shows the batches formed.
 - Everything of one request except the model call is Python in some process: JSON and pydantic in the HTTP
-  process, tokenization (`decode_request`), padding and the response model (`encode_response`) in the worker, and
-  pickling across two process queues (pipes in ours, manager queues in LitServe's default, baseline (b)). On 2
+  process, tokenization (`decode_request`), padding and the response as JSON bytes (`encode_response`) in the
+  worker, and a pipe each way (request pickled to the worker, JSON back; ours and (b) alike; LitServe's default
+  would use manager queues, a round trip through a third process per message). On 2
   cores the "busiest process cores" column shows which process saturates first (1.00 = a full core); the model's
   own share is "model ms per call" × calls.
 - /generate (ours): continuous batching. The worker advances every running stream by one character per model
