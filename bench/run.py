@@ -24,7 +24,7 @@ from typing import Any
 from bench import model_only, report
 from bench.loadgen import process_cpu_each
 from bench.payloads import bodies
-from bench.scenario import Plan, head_to_head, run_server, sweep_point
+from bench.scenario import Plan, head_to_head, run_server, sweep
 from bench.servers import descendants
 from service.settings import DEFAULT_ARTIFACTS
 
@@ -35,11 +35,9 @@ SWEEP: list[dict[str, str]] = [
     {},
     {"RNNSERVE_ORT_THREADS": "2"},
     {"RNNSERVE_WORKERS_SENTIMENT": "2", "RNNSERVE_WORKERS_NER": "2"},
-    {"RNNSERVE_WORKERS_GENERATE": "2"},
     {"RNNSERVE_MAX_BATCH_SIZE": "8"},
     {"RNNSERVE_BATCH_TIMEOUT": "0.002"},
     {"RNNSERVE_API_SERVERS": "1"},
-    {},  # the defaults again: the spread between the two default rows is this run's noise
 ]
 # Candidate code changes can be measured the same way with bench/variant_server.py, e.g. adding
 # {"RNNSERVE_BENCH_VARIANT": "fastqueue"} (LitServe's ZeroMQ response transport) to SWEEP.
@@ -133,7 +131,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--artifacts", type=Path, default=Path(os.environ.get("RNNSERVE_ARTIFACTS", DEFAULT_ARTIFACTS)))
     parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds per load point")
-    parser.add_argument("--sweep-seconds", type=float, default=2.5, help="measured seconds per sweep point")
+    parser.add_argument("--sweep-seconds", type=float, default=2.0, help="measured seconds per sweep point")
+    parser.add_argument("--sweep-rounds", type=int, default=2, help="rounds of the sweep's points")
     parser.add_argument("--rounds", type=int, default=3, help="head-to-head rounds of ours and (b); 0: none")
     parser.add_argument("--no-sweep", dest="sweep", action="store_false")
     parser.add_argument("--servers", default="ours,fastapi-torch,litserve-torch")
@@ -172,11 +171,16 @@ def main(argv: list[str] | None = None) -> None:
 
         results["sweep"] = []
         if args.sweep:
-            for combo in SWEEP:
-                print("sweep", combo or "defaults", flush=True)
-                kind = "ours-variant" if "RNNSERVE_BENCH_VARIANT" in combo else "ours"
-                results["sweep"].append(sweep_point({**env, **combo}, b, args.sweep_seconds, args.logs, kind))
-                results["sweep"][-1]["env"] = combo
+            print(f"sweep: {len(SWEEP)} settings side by side, {args.sweep_rounds} rounds", flush=True)
+            results["sweep"] = sweep(
+                SWEEP,
+                env,
+                b,
+                args.sweep_seconds,
+                args.sweep_rounds,
+                args.logs,
+                lambda combo: "ours-variant" if "RNNSERVE_BENCH_VARIANT" in combo else "ours",
+            )
     results["interference"] = others.summary()
     results["busy_after"] = busy_processes()
     results["duration_s"] = time.perf_counter() - started

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import time
 import urllib.request
 from dataclasses import asdict, dataclass, field
@@ -145,34 +146,64 @@ def run_server(
         servers.stop(running)
 
 
-def sweep_point(
-    env: dict[str, str], bodies: Bodies, seconds: float, logdir: Path, kind: str = "ours"
-) -> dict[str, Any]:
-    """A short measurement of one settings combination: the figures the defaults are chosen on."""
-    running = servers.start(kind, env, logdir)
-    try:
+def sweep(
+    combos: list[dict[str, str]],
+    env: dict[str, str],
+    bodies: Bodies,
+    seconds: float,
+    rounds: int,
+    logdir: Path,
+    kind_of: Any = lambda combo: "ours",
+) -> list[dict[str, Any]]:
+    """The figures the defaults are chosen on, for each settings combination: all servers run side by side and
+    each point is measured on every combination in turn, `rounds` times (as `head_to_head` does: a slow minute of
+    the machine then hits every combination alike). Each point reports the median of its rounds and the rounds."""
+    running = []
+    for combo in combos:
+        server = servers.start(kind_of(combo), {**env, **combo}, logdir)
+        running.append(server)
         time.sleep(0.3)
-        pids = running.pids()
-        out: dict[str, Any] = {"env": env, "startup_s": running.startup_s}
-        out["memory"] = asdict(servers.memory(pids))
-
-        def go(coro: Any) -> dict[str, Any]:
-            point = loadgen.run(coro)
-            time.sleep(0.2)
-            return point.as_dict()  # type: ignore[attr-defined]
-
-        port, sp = running.port, pids
-        out["sentiment1"] = go(
-            loadgen.request_load(HOST, port, "/sentiment", bodies.sentiment, 1, seconds, server_pids=sp)
-        )
-        out["sentiment32"] = go(
-            loadgen.request_load(HOST, port, "/sentiment", bodies.sentiment, 32, seconds, server_pids=sp)
-        )
-        out["ner32"] = go(loadgen.request_load(HOST, port, "/ner", bodies.ner, 32, seconds, server_pids=sp))
-        out["generate4"] = go(loadgen.stream_load(HOST, port, "/generate", bodies.generate, 4, seconds, server_pids=sp))
+    try:
+        out = [
+            {"env": combo, "startup_s": r.startup_s, "memory": asdict(servers.memory(r.pids()))}
+            for combo, r in zip(combos, running, strict=True)
+        ]
+        points: dict[str, tuple[str, str, int, bool]] = {  # name -> path, bodies, clients or streams, streaming
+            "sentiment1": ("/sentiment", "sentiment", 1, False),
+            "sentiment32": ("/sentiment", "sentiment", 32, False),
+            "ner32": ("/ner", "ner", 32, False),
+            "generate4": ("/generate", "generate", 4, True),
+        }
+        measured: list[dict[str, list[dict[str, Any]]]] = [{name: [] for name in points} for _ in combos]
+        for _ in range(rounds):
+            for name, (path, which, n, streaming) in points.items():
+                for i, server in enumerate(running):
+                    args = (HOST, server.port, path, getattr(bodies, which), n, seconds)
+                    load = loadgen.stream_load if streaming else loadgen.request_load
+                    point = loadgen.run(load(*args, server_pids=server.pids()))
+                    measured[i][name].append(point.as_dict())  # type: ignore[attr-defined]
+                    time.sleep(0.2)
+        for row, by_point in zip(out, measured, strict=True):
+            for name, results in by_point.items():
+                row[name] = median_point(results)
         return out
     finally:
-        servers.stop(running)
+        for server in running:
+            servers.stop(server)
+
+
+def median_point(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One figure per key: the median over the rounds (the most any other process used, for `other_cores`)."""
+    merged: dict[str, Any] = {"rounds": len(rounds)}
+    for key, value in rounds[0].items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            values = [r[key] for r in rounds]
+            merged[key] = max(values) if key == "other_cores" else statistics.median(values)
+            if key in ("rps", "chars_per_s"):
+                merged[f"{key}_rounds"] = values
+        else:
+            merged[key] = value
+    return merged
 
 
 # The points whose ratios the targets hinge on: name -> (path, which bodies, clients, sentences per request).

@@ -327,3 +327,16 @@ def test_int8_study_tells_batch_dependent_answers_from_consistent_ones(tmp_path:
     quantized = int8.consistency("sentiment", int8.quantized(model, tmp_path / "q.onnx", None), feeds)
     assert quantized["largest output change"] > 1e-4
     assert (tmp_path / "q.onnx").stat().st_size < (model.directory / "model.onnx").stat().st_size / 3
+
+
+def test_sweep_points_are_medians_of_their_rounds() -> None:
+    from bench.scenario import median_point
+
+    rounds = [
+        {"path": "/ner", "rps": 100.0, "p99_ms": 30.0, "other_cores": 0.0, "seconds": 2.0},
+        {"path": "/ner", "rps": 300.0, "p99_ms": 10.0, "other_cores": 0.3, "seconds": 2.0},
+        {"path": "/ner", "rps": 200.0, "p99_ms": 20.0, "other_cores": 0.1, "seconds": 2.0},
+    ]
+    merged = median_point(rounds)
+    assert merged["rps"] == 200.0 and merged["p99_ms"] == 20.0 and merged["rps_rounds"] == [100.0, 300.0, 200.0]
+    assert merged["other_cores"] == 0.3 and merged["path"] == "/ner" and merged["rounds"] == 3
