@@ -24,7 +24,7 @@ def _torch(api: GenerateAPI | SentimentAPI | NerAPI, task: str) -> OnnxModel:
     from bench.torch_from_onnx import torch_model  # imported in the worker: torch loads there
 
     settings = api.settings
-    return torch_model(settings.artifact_dir(task), settings.threads_per_worker, settings.chunk_threads)
+    return torch_model(settings.artifact_dir(task), settings.threads_for(task), settings.chunk_threads)
 
 
 class TorchGenerateAPI(GenerateAPI):

@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 SWEEP: list[dict[str, str]] = [
     {},
     {"RNNSERVE_ORT_THREADS": "2"},
+    {"RNNSERVE_GENERATE_THREADS": "1"},  # the default before /generate got 2 threads
     {"RNNSERVE_WORKERS_SENTIMENT": "2", "RNNSERVE_WORKERS_NER": "2"},
     {"RNNSERVE_MAX_BATCH_SIZE": "8"},
     {"RNNSERVE_BATCH_TIMEOUT": "0.002"},

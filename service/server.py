@@ -150,11 +150,12 @@ def main() -> None:
             logger.error("cannot serve: %s", err)
             raise SystemExit(1) from None
         logger.info(
-            "serving %s on %s:%d, %d ORT threads per worker",
+            "serving %s on %s:%d, ORT threads per worker: %d (/generate %d)",
             settings.artifacts,
             settings.host,
             settings.port,
             settings.threads_per_worker,
+            settings.threads_for("charlm"),
         )
         try:
             server.run(

@@ -56,6 +56,16 @@ class Settings(BaseSettings):
     ort_threads: int | None = Field(
         default=None, ge=1, description="intra-op threads per worker; default cores / workers"
     )
+    # /generate steps are sequential (one character after another), so only threads inside a call can use a second
+    # core; /sentiment and /ner spread large batches over `chunk_threads` instead. docs/benchmarks.md, model only:
+    # a char LM step 0.59 -> 0.42 ms at batch 1 and 1.79 -> 1.14 ms for 32 streams with 2 threads; its sweep gave
+    # /generate 4 streams +22 % with every worker at 2 threads (RNNSERVE_ORT_THREADS=2), which cost /ner 13 %.
+    generate_threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="intra-op threads per /generate worker; default: ort_threads if set, else cores / workers, at "
+        "least 2",
+    )
 
     # Streaming: each event is an inter-process message plus an HTTP chunk, so characters are sent in groups.
     stream_interval: float = Field(
@@ -87,6 +97,16 @@ class Settings(BaseSettings):
         if self.ort_threads is not None:
             return self.ort_threads
         return max(1, (os.cpu_count() or 1) // self.total_workers)
+
+    def threads_for(self, task: str) -> int:
+        """Intra-op threads of one worker of `task` (charlm, sentiment, ner)."""
+        if task != "charlm":
+            return self.threads_per_worker
+        if self.generate_threads is not None:
+            return self.generate_threads
+        if self.ort_threads is not None:  # chosen explicitly (containers should): the same for every worker
+            return self.ort_threads
+        return max(self.threads_per_worker, min(2, os.cpu_count() or 1))
 
     def artifact_dir(self, task: str) -> Path:
         return self.artifacts / task

@@ -37,7 +37,7 @@ def load_model(settings: Settings, task: str) -> OnnxModel:
     return OnnxModel.load(
         settings.artifact_dir(task),
         device=settings.device,
-        threads=settings.threads_per_worker,
+        threads=settings.threads_for(task),
         chunk_threads=settings.chunk_threads,
     )
 

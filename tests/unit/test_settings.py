@@ -47,6 +47,20 @@ def test_threads_default_to_cores_over_workers(monkeypatch: pytest.MonkeyPatch) 
     assert Settings(ort_threads=3).threads_per_worker == 3
 
 
+def test_generate_workers_get_at_least_two_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Generation is sequential: its worker gets a second core's worth of intra-op threads where one exists."""
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert Settings().threads_for("sentiment") == Settings().threads_for("ner") == 1
+    assert Settings().threads_for("charlm") == 2
+    assert Settings(generate_threads=1).threads_for("charlm") == 1
+    assert Settings(ort_threads=3).threads_for("charlm") == 3
+    assert Settings(ort_threads=1).threads_for("charlm") == 1  # an explicit choice holds for every worker
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    assert Settings().threads_for("charlm") == 1
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    assert Settings().threads_for("charlm") == 5  # cores / workers, as for the others
+
+
 def test_invalid_values_are_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RNNSERVE_DEVICE", "tpu")
     with pytest.raises(ValidationError, match="device"):
