@@ -7,6 +7,8 @@ machine. `ceiling req/s = matmul FLOP/s / FLOPs per request`: no runtime can bea
 
 from __future__ import annotations
 
+import json
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,10 +17,11 @@ from typing import Any
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 from onnx import numpy_helper
 
 from rnntext.encoders import NerEncoder, SentimentEncoder, pad
-from service.runtime import OnnxModel, verify_files
+from service.runtime import OnnxModel, session_options, verify_files
 
 
 def matmul_gflops(n: int = 2048, seconds: float = 1.0) -> float:
@@ -184,6 +187,47 @@ def padding_study(artifacts: Path, texts: dict[str, list[str]], n: int = 64, chu
                 "padded_ms": 1000 * time_call(calls(padded)),
                 "singles_ms": 1000 * time_call(calls(singles)),
                 "sorted_chunks_ms": 1000 * time_call(calls(chunks)),
+            }
+        )
+    return rows
+
+
+def op_profile(
+    artifacts: Path, texts: dict[str, list[str]], n: int = 64, chunk: int = 8, top: int = 5
+) -> list[dict[str, Any]]:
+    """Where a serving call's time goes, by operator: onnxruntime's profiler (1 thread) over `n` real sentences in
+    length-sorted calls of `chunk`, as a worker runs them. Profiling adds some time to every node; shares are what
+    to read."""
+    rows = []
+    for task in ("sentiment", "ner"):
+        directory = artifacts / task
+        manifest, _ = verify_files(directory)
+        sample = texts[task][:n]
+        lengths = [feeds_for(task, directory, [t], 1)["lengths"][0] for t in sample]
+        ordered = [t for _, t in sorted(zip(lengths, sample, strict=True), key=lambda x: x[0])]
+        chunks = [feeds_for(task, directory, ordered[i : i + chunk], chunk) for i in range(0, n, chunk)]
+        options = session_options(1)
+        options.enable_profiling = True
+        with tempfile.TemporaryDirectory() as tmp:
+            options.profile_file_prefix = str(Path(tmp) / task)
+            session = ort.InferenceSession(str(directory / manifest.model_file), options, ["CPUExecutionProvider"])
+            for _ in range(5):
+                for feeds in chunks:
+                    session.run(None, feeds)
+            events = json.loads(Path(session.end_profiling()).read_text())
+        by_op: dict[str, float] = {}
+        for e in events:
+            if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+                by_op[e["args"]["op_name"]] = by_op.get(e["args"]["op_name"], 0.0) + e["dur"]
+        calls = 5 * len(chunks)
+        total = sum(by_op.values())
+        ranked = sorted(by_op.items(), key=lambda kv: -kv[1])[:top]
+        rows.append(
+            {
+                "task": task,
+                "chunk": chunk,
+                "us_per_call": total / calls,
+                "ops": [{"op": op, "us_per_call": us / calls, "share": us / total} for op, us in ranked],
             }
         )
     return rows

@@ -133,35 +133,32 @@ def targets(r: dict[str, Any]) -> str:
     def pt(srv: dict[str, Any], path: str, c: int) -> dict[str, Any]:
         return next(p for p in srv["requests"] if p["path"] == path and p["clients"] == c)
 
+    def verdict(key: str, theirs: str, mine: float, other: float, unit: str, digits: int = 2) -> tuple[float, str]:
+        """The head-to-head median where those rounds exist, else the side-by-side table's one figure each."""
+        x, once = mine / other, f"{mine:.{1 if unit == 'ms' else 0}f} vs {other:.{1 if unit == 'ms' else 0}f}"
+        once += f"{' ms' if unit == 'ms' else ''} = {x:.{digits}f}×"
+        duel = duel_ratios(r, *key.split("|"), theirs, "p99_ms" if unit == "ms" else "points")
+        if not duel:
+            return x, once
+        x = statistics.median(duel)
+        return x, f"head to head, median of {len(duel)} rounds {x:.{digits}f}× ({_list(duel, digits)}); table: {once}"
+
     for path in ("/sentiment", "/ner"):
-        mine = pt(o, path, 32)
+        mine, key = pt(o, path, 32), f"{path} x32|{path} x32"
         if a:
             th = pt(a, path, 32)
-            x = mine["rps"] / th["rps"]
-            check(f"{path} 32 clients: req/s >= 2× (a)", f"{mine['rps']:.0f} vs {th['rps']:.0f} = {x:.2f}×", x >= 2)
-            y = mine["p99_ms"] / th["p99_ms"]
-            check(
-                f"{path} 32 clients: p99 <= ½ (a)",
-                f"{mine['p99_ms']:.1f} vs {th['p99_ms']:.1f} ms = {y:.2f}×",
-                y <= 0.5,
-            )
+            x, text = verdict(key, "fastapi-torch", mine["rps"], th["rps"], "req/s")
+            check(f"{path} 32 clients: req/s >= 2× (a)", text, x >= 2)
+            y, text = verdict(key, "fastapi-torch", mine["p99_ms"], th["p99_ms"], "ms")
+            check(f"{path} 32 clients: p99 <= ½ (a)", text, y <= 0.5)
         if b:
             th = pt(b, path, 32)
-            x = mine["rps"] / th["rps"]
-            once = f"{mine['rps']:.0f} vs {th['rps']:.0f} = {x:.2f}×"
-            duel = duel_ratios(r, f"{path} x32", f"{path} x32", "litserve-torch")
-            if duel:
-                x = statistics.median(duel)
-                once = f"head to head, median of {len(duel)} rounds {x:.2f}× ({_list(duel)}); table above {once}"
-            check(f"{path} 32 clients: req/s >= 1.2× (b)", once, x >= 1.2)
+            x, text = verdict(key, "litserve-torch", mine["rps"], th["rps"], "req/s")
+            check(f"{path} 32 clients: req/s >= 1.2× (b)", text, x >= 1.2)
     single = pt(o, "/sentiment", 32)["rps"]
     sent = o["batched"]["sentences_per_s"]
-    x, once = sent / single, f"{sent:.0f} vs {single:.0f} = {sent / single:.1f}×"
-    duel = duel_ratios(r, "/sentiment 64 texts x8", "/sentiment x32", "ours")
-    if duel:
-        x = statistics.median(duel)
-        once = f"head to head, median of {len(duel)} rounds {x:.1f}× ({_list(duel, 1)}); table above {once}"
-    check("64-text requests: sentences/s >= 10× single-text req/s (32 clients)", once, x >= 10)
+    x, text = verdict("/sentiment 64 texts x8|/sentiment x32", "ours", sent, single, "sentences/s", 1)
+    check("64-text requests: sentences/s >= 10× single-text req/s (32 clients)", text, x >= 10)
     one = next(p for p in o["streams"] if p["streams"] == 1)["chars_per_s"]
     many = next(p for p in o["streams"] if p["streams"] == 16)["chars_per_s"]
     check(
@@ -215,12 +212,13 @@ def targets(r: dict[str, Any]) -> str:
     return _table(["target", "measured", "verdict"], rows) + note
 
 
-def duel_ratios(r: dict[str, Any], point: str, versus: str, theirs: str) -> list[float]:
-    """Per head-to-head round: ours at `point` ÷ `theirs` at `versus` (measured within the same round)."""
+def duel_ratios(r: dict[str, Any], point: str, versus: str, theirs: str, figure: str = "points") -> list[float]:
+    """Per head-to-head round: ours at `point` ÷ `theirs` at `versus` (measured within the same round); `figure`
+    "points" compares rates, "p99_ms" latencies."""
     h = r.get("head_to_head")
-    if not h or point not in h["points"] or versus not in h["points"]:
+    if not h or figure not in h or point not in h[figure] or versus not in h[figure]:
         return []
-    mine, other = h["points"][point]["ours"], h["points"][versus].get(theirs, [])
+    mine, other = h[figure][point].get("ours", []), h[figure][versus].get(theirs, [])
     return [m / t for m, t in zip(mine, other, strict=False) if t]
 
 
@@ -231,21 +229,34 @@ def _list(xs: list[float], digits: int = 2) -> str:
 def head_to_head(r: dict[str, Any]) -> str:
     h = r.get("head_to_head")
     if not h:
-        return "(not run: `--rounds=0`, or (b) not among the servers)"
-    kinds = list(next(iter(h["points"].values())))
+        return "(not run: `--rounds=0`, or only one server)"
     rows = []
     for name, by_kind in h["points"].items():
         unit = "sentences/s" if "texts" in name else "req/s"
-        cells = [", ".join(_f(x) for x in by_kind[k]) for k in kinds]
-        ratios = duel_ratios(r, name, name, "litserve-torch")
-        rows.append([f"{name}: {unit}", *cells, _list(ratios), f"**{statistics.median(ratios):.2f}×**"])
+        for kind in (k for k in by_kind if k != "ours"):
+            for figure, label in (("points", unit), ("p99_ms", "p99 ms")):
+                ratios = duel_ratios(r, name, name, kind, figure)
+                if not ratios:
+                    continue
+                mine, theirs = h[figure][name]["ours"], h[figure][name][kind]
+                rows.append(
+                    [
+                        f"{name}: {label}",
+                        NAMES[kind],
+                        ", ".join(_f(x, 1 if figure == "p99_ms" else 0) for x in mine),
+                        ", ".join(_f(x, 1 if figure == "p99_ms" else 0) for x in theirs),
+                        _list(ratios),
+                        f"**{statistics.median(ratios):.2f}×**",
+                    ]
+                )
     single = duel_ratios(r, "/sentiment 64 texts x8", "/sentiment x32", "ours")
+    batched = ", ".join(_f(x) for x in h["points"].get("/sentiment 64 texts x8", {}).get("ours", []))
     return (
-        _table(["point", *[f"{NAMES[k]}, each round" for k in kinds], "ratio each round", "median"], rows)
-        + f"\n\nBoth servers run side by side; each round measures every point on ours, then on (b), "
+        _table(["point", "versus", "ours, each round", "theirs, each round", "ours ÷ theirs", "median"], rows)
+        + f"\n\nThe servers run side by side; each round measures every point on each of them in turn, "
         f"{h['seconds']:.1f} s each ({h['rounds']} rounds). Other processes used at most "
-        f"{h['max_other_cores']:.2f} cores during a point. Ours, 64-text sentences/s ÷ single-text req/s at 32 "
-        f"clients, each round: {_list(single, 1)}."
+        f"{h['max_other_cores']:.2f} cores during a point. Ours, 64-text requests at 8 clients: {batched} "
+        f"sentences/s; ÷ single-text req/s at 32 clients in the same round: {_list(single, 1)}."
     )
 
 
@@ -307,6 +318,25 @@ def padding(r: dict[str, Any]) -> str:
         "sorted by length in small calls. A padded batch costs about what its padded steps would cost:\n\n"
     )
     return intro + _table(head, rows) + "\n"
+
+
+def op_profile(r: dict[str, Any]) -> str:
+    rows = [
+        [
+            p["task"],
+            _f(p["us_per_call"]),
+            ", ".join(f"{o['op']} {o['share']:.0%} ({_f(o['us_per_call'])} µs)" for o in p["ops"]),
+        ]
+        for p in r.get("op_profile", [])
+    ]
+    if not rows:
+        return ""
+    intro = (
+        "\nWhere a serving call's time goes (onnxruntime's profiler, 1 thread, the same sentences in length-sorted "
+        f"calls of {r['op_profile'][0]['chunk']}; the profiler adds time to every node, the shares are what to "
+        "read):\n\n"
+    )
+    return intro + _table(["model", "µs per call", "largest operators: share (µs per call)"], rows) + "\n"
 
 
 def served_share(r: dict[str, Any]) -> str:
@@ -458,7 +488,9 @@ def render(r: dict[str, Any]) -> str:
         "Do not edit by hand. -->\n",
         f"Machine: {m['cpu']}, {m['cores']} cores ({', '.join(m['isa'])}), {m['memory_gb']} GB, {m['os']}; "
         f"Python {m['python']}; {pk}. Commit {m['commit']}, {m['date']}, "
-        f"the whole run took {r['duration_s'] / 60:.1f} min.\n",
+        f"the whole run took {r['duration_s'] / 60:.1f} min"
+        + (" (" + ", ".join(f"{k} {v:.0f} s" for k, v in r.get("phases", {}).items()) + ")" if r.get("phases") else "")
+        + ".\n",
         f"Command: `{r['command']}`\n{warn}",
         "Servers, all started by the benchmark on 127.0.0.1 with the committed artifacts and the same trained weights "
         "(the PyTorch baselines load the ONNX initializers back into the training modules, `bench/torch_from_onnx.py`, "
@@ -476,10 +508,10 @@ def render(r: dict[str, Any]) -> str:
         side_by_side(r),
         loadgen_share(r),
         "\n## Targets\n",
-        "Verdicts on the closest ratios (ours vs (b), 64-text vs single-text) use the head-to-head rounds below; "
-        "the others use the side-by-side table.\n",
+        "Verdicts on the ratios at 32 clients and on 64-text vs single-text use the head-to-head rounds below (median "
+        "of the rounds); the others use the side-by-side table.\n",
         targets(r),
-        "\n## Head to head: ours and (b), alternating\n",
+        "\n## Head to head: the servers side by side, alternating\n",
         head_to_head(r),
         "\n## Model only, in process\n",
         f"Median milliseconds per call (onnxruntime session vs PyTorch eager module, same weights, real sentences). "
@@ -490,6 +522,7 @@ def render(r: dict[str, Any]) -> str:
         model_table(r),
         stream_batching(r),
         padding(r),
+        op_profile(r),
         "\nServed throughput as a share of that ceiling:\n",
         served_share(r),
     ]

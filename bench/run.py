@@ -132,9 +132,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--artifacts", type=Path, default=Path(os.environ.get("RNNSERVE_ARTIFACTS", DEFAULT_ARTIFACTS)))
     parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds per load point")
-    parser.add_argument("--sweep-seconds", type=float, default=2.0, help="measured seconds per sweep point")
+    parser.add_argument("--sweep-seconds", type=float, default=1.5, help="measured seconds per sweep point")
     parser.add_argument("--sweep-rounds", type=int, default=2, help="rounds of the sweep's points")
-    parser.add_argument("--rounds", type=int, default=3, help="head-to-head rounds of ours and (b); 0: none")
+    parser.add_argument("--rounds", type=int, default=3, help="head-to-head rounds of ours, (a) and (b); 0: none")
     parser.add_argument("--no-sweep", dest="sweep", action="store_false")
     parser.add_argument("--servers", default="ours,fastapi-torch,litserve-torch")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md")
@@ -153,22 +153,34 @@ def main(argv: list[str] | None = None) -> None:
     results["plan"] = asdict(plan)
     results["bodies"] = {"sentiment": len(b.sentiment), "ner": len(b.ner), "batch_texts": b.batch_texts}
 
+    phases: dict[str, float] = {}
+    mark = time.perf_counter()
+
+    def phase(name: str) -> None:
+        nonlocal mark
+        phases[name] = time.perf_counter() - mark
+        mark = time.perf_counter()
+
     with Interference() as others:
         print("model-only ...", flush=True)
         results["matmul_gflops"] = model_only.matmul_gflops()
         texts = {"sentiment": b.sentiment_texts, "ner": b.ner_texts}
         results["model_only"] = [asdict(r) for r in model_only.measure(args.artifacts, texts)]
         results["padding"] = model_only.padding_study(args.artifacts, texts)
+        results["op_profile"] = model_only.op_profile(args.artifacts, texts)
+        phase("model only")
 
         results["servers"] = {}
         for kind in args.servers.split(","):
             print(f"{kind} ...", flush=True)
             results["servers"][kind] = asdict(run_server(kind, env, b, plan, args.logs))
+        phase("servers one by one")
 
-        kinds = [k for k in ("ours", "litserve-torch") if k in args.servers.split(",")]
-        if args.rounds and len(kinds) == 2:
+        kinds = [k for k in ("ours", "fastapi-torch", "litserve-torch") if k in args.servers.split(",")]
+        if args.rounds and "ours" in kinds and len(kinds) > 1:
             print("head to head ...", flush=True)
             results["head_to_head"] = head_to_head(kinds, env, b, args.rounds, args.seconds, args.logs)
+        phase("head to head")
 
         results["sweep"] = []
         if args.sweep:
@@ -182,6 +194,8 @@ def main(argv: list[str] | None = None) -> None:
                 args.logs,
                 lambda combo: "ours-variant" if "RNNSERVE_BENCH_VARIANT" in combo else "ours",
             )
+        phase("sweep")
+    results["phases"] = phases
     results["interference"] = others.summary()
     results["busy_after"] = busy_processes()
     results["duration_s"] = time.perf_counter() - started

@@ -206,40 +206,51 @@ def median_point(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-# The points whose ratios the targets hinge on: name -> (path, which bodies, clients, sentences per request).
+# The points whose ratios the targets hinge on: name -> (path, which bodies, clients, sentences per request, kinds).
+# The 64-text point is compared with ours' own single-text rate, so only ours runs it.
 DUEL_POINTS = {
-    "/sentiment x32": ("/sentiment", "sentiment", 32, 1),
-    "/ner x32": ("/ner", "ner", 32, 1),
-    "/sentiment 64 texts x8": ("/sentiment", "sentiment_batch", 8, 64),
+    "/sentiment x32": ("/sentiment", "sentiment", 32, 1, ("ours", "fastapi-torch", "litserve-torch")),
+    "/ner x32": ("/ner", "ner", 32, 1, ("ours", "fastapi-torch", "litserve-torch")),
+    "/sentiment 64 texts x8": ("/sentiment", "sentiment_batch", 8, 64, ("ours",)),
 }
 
 
 def head_to_head(
     kinds: list[str], env: dict[str, str], bodies: Bodies, rounds: int, seconds: float, logdir: Path
 ) -> dict[str, Any]:
-    """The close ratios, measured so that the machine's slow minutes hit every side alike: the servers run side
+    """The target ratios, measured so that the machine's slow minutes hit every side alike: the servers run side
     by side (an idle one costs no CPU) and each point is measured on each server in turn, `rounds` times. One
-    point per server, minutes apart, moved ratios by ±15 % between runs here.
+    point per server, minutes apart, moved ratios by ±15-30 % between runs here.
 
-    Returns, per point and server, sentences/s of each round (requests/s for one-text requests)."""
+    Returns, per point and server, the sentences/s (requests/s for one-text requests) and p99 of each round."""
     running = {kind: servers.start(kind, env, logdir) for kind in kinds}
     try:
         time.sleep(0.5)
-        out: dict[str, Any] = {name: {kind: [] for kind in kinds} for name in DUEL_POINTS}
+        rates: dict[str, dict[str, list[float]]] = {name: {} for name in DUEL_POINTS}
+        p99: dict[str, dict[str, list[float]]] = {name: {} for name in DUEL_POINTS}
         others: list[float] = []
         for _ in range(rounds):
-            for name, (path, which, clients, texts) in DUEL_POINTS.items():
+            for name, (path, which, clients, texts, on) in DUEL_POINTS.items():
                 for kind, server in running.items():
+                    if kind not in on:
+                        continue
                     point = loadgen.run(
                         loadgen.request_load(
                             HOST, server.port, path, getattr(bodies, which), clients, seconds, server_pids=server.pids()
                         )
                     )
                     assert isinstance(point, loadgen.RequestPoint)
-                    out[name][kind].append(point.rps * texts)
+                    rates[name].setdefault(kind, []).append(point.rps * texts)
+                    p99[name].setdefault(kind, []).append(point.p99_ms)
                     others.append(point.other_cores)  # includes the idle servers: they should stay near 0
                     time.sleep(0.2)
-        return {"rounds": rounds, "seconds": seconds, "points": out, "max_other_cores": max(others, default=0.0)}
+        return {
+            "rounds": rounds,
+            "seconds": seconds,
+            "points": rates,
+            "p99_ms": p99,
+            "max_other_cores": max(others, default=0.0),
+        }
     finally:
         for server in running.values():
             servers.stop(server)

@@ -287,28 +287,54 @@ def test_report_puts_every_figure_next_to_both_baselines() -> None:
 
 
 def test_close_targets_take_the_median_of_the_head_to_head_rounds() -> None:
-    """The (b) and 64-text verdicts use per-round ratios of the alternating servers, not the one-run table."""
+    """The 32-client and 64-text verdicts use per-round ratios of the alternating servers, not the one-run table."""
     from bench import report
 
-    results = _fake_results()  # table: /sentiment 200 vs 150 = 1.33x (holds); 64 texts 3840 vs 200 = 19.2x
+    results = _fake_results()  # table: /sentiment 200 vs 150 = 1.33x (b) (holds); 64 texts 3840 vs 200 = 19.2x
     results["head_to_head"] = {
         "rounds": 3,
         "seconds": 3.0,
         "max_other_cores": 0.0,
         "points": {
-            "/sentiment x32": {"ours": [110.0, 100.0, 130.0], "litserve-torch": [100.0, 100.0, 100.0]},
-            "/ner x32": {"ours": [150.0, 150.0, 150.0], "litserve-torch": [100.0, 100.0, 100.0]},
-            "/sentiment 64 texts x8": {"ours": [1100.0, 1000.0, 1400.0], "litserve-torch": [1.0, 1.0, 1.0]},
+            "/sentiment x32": {
+                "ours": [110.0, 100.0, 130.0],
+                "fastapi-torch": [50.0, 50.0, 50.0],
+                "litserve-torch": [100.0, 100.0, 100.0],
+            },
+            "/ner x32": {
+                "ours": [150.0, 150.0, 150.0],
+                "fastapi-torch": [50.0, 50.0, 50.0],
+                "litserve-torch": [100.0, 100.0, 100.0],
+            },
+            "/sentiment 64 texts x8": {"ours": [1100.0, 1000.0, 1400.0]},
+        },
+        "p99_ms": {
+            "/sentiment x32": {
+                "ours": [10.0, 30.0, 20.0],
+                "fastapi-torch": [40.0, 40.0, 40.0],
+                "litserve-torch": [20.0, 20.0, 20.0],
+            },
+            "/ner x32": {
+                "ours": [30.0, 30.0, 30.0],
+                "fastapi-torch": [40.0, 40.0, 40.0],
+                "litserve-torch": [20.0, 20.0, 20.0],
+            },
+            "/sentiment 64 texts x8": {"ours": [1.0, 1.0, 1.0]},
         },
     }
     text = report.render(results)
     assert (
         "| /sentiment 32 clients: req/s >= 1.2× (b) | head to head, median of 3 rounds 1.10× (1.10, 1.00, 1.30)" in text
     )
-    assert "table above 200 vs 150 = 1.33× | **misses** |" in text
+    assert "table: 200 vs 150 = 1.33× | **misses** |" in text
     assert "| /ner 32 clients: req/s >= 1.2× (b) | head to head, median of 3 rounds 1.50×" in text
-    assert "median of 3 rounds 10.0× (10.0, 10.0, 10.8); table above 3840 vs 200 = 19.2× | **holds** |" in text
-    assert "| /ner x32: req/s | 150, 150, 150 | 100, 100, 100 | 1.50, 1.50, 1.50 | **1.50×** |" in text
+    assert "| /sentiment 32 clients: p99 <= ½ (a) | head to head, median of 3 rounds 0.50× (0.25, 0.75, 0.50)" in text
+    assert "| /ner 32 clients: p99 <= ½ (a) | head to head, median of 3 rounds 0.75×" in text
+    assert "median of 3 rounds 10.0× (10.0, 10.0, 10.8); table: 3840 vs 200 = 19.2× | **holds** |" in text
+    assert (
+        "| /ner x32: req/s | (b) LitServe + torch | 150, 150, 150 | 100, 100, 100 | 1.50, 1.50, 1.50 | **1.50×** |"
+        in text
+    )
 
 
 def test_int8_study_tells_batch_dependent_answers_from_consistent_ones(tmp_path: Path) -> None:
@@ -340,3 +366,16 @@ def test_sweep_points_are_medians_of_their_rounds() -> None:
     merged = median_point(rounds)
     assert merged["rps"] == 200.0 and merged["p99_ms"] == 20.0 and merged["rps_rounds"] == [100.0, 300.0, 200.0]
     assert merged["other_cores"] == 0.3 and merged["path"] == "/ner" and merged["rounds"] == 3
+
+
+def test_op_profile_names_the_lstm_among_the_largest_operators() -> None:
+    from bench.model_only import op_profile
+    from bench.payloads import conll_sentences, sst2_sentences
+
+    _artifact("sentiment"), _artifact("ner")
+    texts = {"sentiment": sst2_sentences(n=16), "ner": conll_sentences(n=16)}
+    rows = op_profile(ARTIFACTS, texts, n=16, chunk=8, top=3)
+    assert [r["task"] for r in rows] == ["sentiment", "ner"]
+    for row in rows:
+        assert "LSTM" in [o["op"] for o in row["ops"]] and len(row["ops"]) == 3
+        assert 0 < sum(o["share"] for o in row["ops"]) <= 1.0 + 1e-9 and row["us_per_call"] > 0
