@@ -231,3 +231,32 @@ def op_profile(
             }
         )
     return rows
+
+
+def chunk_study(
+    artifacts: Path,
+    texts: dict[str, list[str]],
+    sizes: tuple[int, ...] = (11, 24, 64),
+    chunks: tuple[int, ...] = (4, 8, 16),
+    rounds: int = 25,
+    chunk_threads: int = 2,
+) -> list[dict[str, Any]]:
+    """The serving call of a large batch (`OnnxModel.output_by_length`: length-sorted chunks on `chunk_threads`
+    threads, one intra-op thread each) for several chunk sizes. The sizes alternate within each round, so that the
+    machine's slow seconds hit all of them alike; median ms per call."""
+    rows = []
+    for task in ("sentiment", "ner"):
+        directory = artifacts / task
+        model = OnnxModel.load(directory, device="cpu", threads=1, chunk_threads=chunk_threads)
+        name = next(iter(model.manifest.io.outputs))
+        for n in sizes:
+            windows = [feeds_for(task, directory, texts[task][i : i + n], n) for i in range(0, 8 * n, n)]
+            times: dict[int, list[float]] = {c: [] for c in chunks}
+            for r in range(rounds):
+                feeds = windows[r % len(windows)]
+                for c in chunks:
+                    t0 = time.perf_counter()
+                    model.output_by_length(name, feeds, c)
+                    times[c].append(time.perf_counter() - t0)
+            rows.append({"task": task, "sentences": n, "ms": {c: 1000 * float(np.median(v)) for c, v in times.items()}})
+    return rows

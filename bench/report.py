@@ -320,6 +320,35 @@ def padding(r: dict[str, Any]) -> str:
     return intro + _table(head, rows) + "\n"
 
 
+def chunk_sizes(r: dict[str, Any]) -> str:
+    from service.ner import NerModel
+    from service.sentiment import SentimentModel
+
+    in_use = {"sentiment": SentimentModel.chunk, "ner": NerModel.chunk}
+    study = r.get("chunks", [])
+    if not study:
+        return ""
+    sizes = list(study[0]["ms"])
+    rows = []
+    for p in study:
+        best = min(p["ms"], key=lambda c: p["ms"][c])
+        rows.append(
+            [
+                p["task"],
+                str(p["sentences"]),
+                *[f"**{_f(v, 2)}**" if c == best else _f(v, 2) for c, v in p["ms"].items()],
+                str(in_use[p["task"]]),
+            ]
+        )
+    intro = (
+        "\n### Chunk size\n\nA large /sentiment or /ner batch runs as length-sorted chunks on 2 threads "
+        "(`OnnxModel.output_by_length`): median ms per batch for each chunk size, the sizes alternating within each "
+        "of 25 rounds (best in bold):\n\n"
+    )
+    head = ["model", "sentences", *[f"chunks of {c} ms" for c in sizes], "chunk in use"]
+    return intro + _table(head, rows) + "\n"
+
+
 def op_profile(r: dict[str, Any]) -> str:
     rows = [
         [
@@ -523,6 +552,7 @@ def render(r: dict[str, Any]) -> str:
         stream_batching(r),
         padding(r),
         op_profile(r),
+        chunk_sizes(r),
         "\nServed throughput as a share of that ceiling:\n",
         served_share(r),
     ]

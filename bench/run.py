@@ -168,6 +168,7 @@ def main(argv: list[str] | None = None) -> None:
         results["model_only"] = [asdict(r) for r in model_only.measure(args.artifacts, texts)]
         results["padding"] = model_only.padding_study(args.artifacts, texts)
         results["op_profile"] = model_only.op_profile(args.artifacts, texts)
+        results["chunks"] = model_only.chunk_study(args.artifacts, texts)
         phase("model only")
 
         results["servers"] = {}

@@ -40,6 +40,11 @@ class NerOutput:
 
 
 class NerModel:
+    # Sentences per onnxruntime call of a large batch (length-sorted chunks, `OnnxModel.output_by_length`): 4 here
+    # (8 for /sentiment): the char CNN's work grows with the batch's longest word, and more, smaller chunks share the
+    # chunk threads more evenly (docs/benchmarks.md, "Chunk size").
+    chunk = 4
+
     def __init__(self, model: OnnxModel) -> None:
         if not isinstance(model.encoder, NerEncoder) or not model.manifest.tags:
             raise ArtifactError(f"{model.directory / 'manifest.json'}: task check failed: not a NER artifact")
@@ -63,7 +68,7 @@ class NerModel:
 
     def predict(self, batch: NerBatch) -> FloatArray:
         feeds = {"words": batch.words, "chars": batch.chars, "lengths": batch.lengths}
-        return self.model.output_by_length(self.output_name, feeds)
+        return self.model.output_by_length(self.output_name, feeds, self.chunk)
 
     def warm_up(self) -> None:
         log_probs = self.predict(self.batch([self.decode(NerRequest(text="EU rejects German call"))]))

@@ -39,6 +39,8 @@ class SentimentOutput:
 
 
 class SentimentModel:
+    chunk = 8  # sentences per onnxruntime call of a large batch (docs/benchmarks.md, "Chunk size")
+
     def __init__(self, model: OnnxModel) -> None:
         if not isinstance(model.encoder, SentimentEncoder) or not model.manifest.labels:
             raise ArtifactError(f"{model.directory / 'manifest.json'}: task check failed: not a sentiment artifact")
@@ -55,7 +57,8 @@ class SentimentModel:
         return SentimentBatch(tokens, lengths, [len(i.ids) for i in inputs], [i.single for i in inputs])
 
     def predict(self, batch: SentimentBatch) -> FloatArray:
-        return self.model.output_by_length(self.output_name, {"tokens": batch.tokens, "lengths": batch.lengths})
+        feeds = {"tokens": batch.tokens, "lengths": batch.lengths}
+        return self.model.output_by_length(self.output_name, feeds, self.chunk)
 
     def warm_up(self) -> None:
         probs = self.predict(self.batch([SentimentInput([self.encoder.encode("a fine film")], True)]))

@@ -379,3 +379,20 @@ def test_op_profile_names_the_lstm_among_the_largest_operators() -> None:
     for row in rows:
         assert "LSTM" in [o["op"] for o in row["ops"]] and len(row["ops"]) == 3
         assert 0 < sum(o["share"] for o in row["ops"]) <= 1.0 + 1e-9 and row["us_per_call"] > 0
+
+
+def test_chunk_study_times_every_chunk_size_and_the_report_names_the_one_in_use() -> None:
+    from bench import report
+    from bench.model_only import chunk_study
+    from bench.payloads import conll_sentences, sst2_sentences
+    from service.ner import NerModel
+
+    _artifact("sentiment"), _artifact("ner")
+    texts = {"sentiment": sst2_sentences(n=40), "ner": conll_sentences(n=40)}
+    rows = chunk_study(ARTIFACTS, texts, sizes=(5,), chunks=(2, 4), rounds=2)
+    assert [(r["task"], r["sentences"], sorted(r["ms"])) for r in rows] == [
+        ("sentiment", 5, [2, 4]),
+        ("ner", 5, [2, 4]),
+    ]
+    assert all(ms > 0 for r in rows for ms in r["ms"].values())
+    assert f"| {NerModel.chunk} |" in report.chunk_sizes({"chunks": rows})
