@@ -156,13 +156,16 @@ def main(argv: list[str] | None = None) -> None:
     phases: dict[str, float] = {}
     mark = time.perf_counter()
 
+    def say(message: str) -> None:
+        print(f"[{time.perf_counter() - started:4.0f} s] {message}", flush=True)
+
     def phase(name: str) -> None:
         nonlocal mark
         phases[name] = time.perf_counter() - mark
         mark = time.perf_counter()
 
     with Interference() as others:
-        print("model-only ...", flush=True)
+        say("model-only ...")
         results["matmul_gflops"] = model_only.matmul_gflops()
         texts = {"sentiment": b.sentiment_texts, "ner": b.ner_texts}
         results["model_only"] = [asdict(r) for r in model_only.measure(args.artifacts, texts)]
@@ -173,19 +176,19 @@ def main(argv: list[str] | None = None) -> None:
 
         results["servers"] = {}
         for kind in args.servers.split(","):
-            print(f"{kind} ...", flush=True)
-            results["servers"][kind] = asdict(run_server(kind, env, b, plan, args.logs))
+            say(f"{kind} ...")
+            results["servers"][kind] = asdict(run_server(kind, env, b, plan, args.logs, log=say))
         phase("servers one by one")
 
         kinds = [k for k in ("ours", "fastapi-torch", "litserve-torch") if k in args.servers.split(",")]
         if args.rounds and "ours" in kinds and len(kinds) > 1:
-            print("head to head ...", flush=True)
-            results["head_to_head"] = head_to_head(kinds, env, b, args.rounds, args.seconds, args.logs)
+            say("head to head ...")
+            results["head_to_head"] = head_to_head(kinds, env, b, args.rounds, args.seconds, args.logs, say)
         phase("head to head")
 
         results["sweep"] = []
         if args.sweep:
-            print(f"sweep: {len(SWEEP)} settings side by side, {args.sweep_rounds} rounds", flush=True)
+            say(f"sweep: {len(SWEEP)} settings side by side, {args.sweep_rounds} rounds")
             results["sweep"] = sweep(
                 SWEEP,
                 env,
@@ -194,6 +197,7 @@ def main(argv: list[str] | None = None) -> None:
                 args.sweep_rounds,
                 args.logs,
                 lambda combo: "ours-variant" if "RNNSERVE_BENCH_VARIANT" in combo else "ours",
+                say,
             )
         phase("sweep")
     results["phases"] = phases

@@ -154,6 +154,7 @@ def sweep(
     rounds: int,
     logdir: Path,
     kind_of: Any = lambda combo: "ours",
+    log: Any = print,
 ) -> list[dict[str, Any]]:
     """The figures the defaults are chosen on, for each settings combination: all servers run side by side and
     each point is measured on every combination in turn, `rounds` times (as `head_to_head` does: a slow minute of
@@ -175,7 +176,8 @@ def sweep(
             "generate4": ("/generate", "generate", 4, True),
         }
         measured: list[dict[str, list[dict[str, Any]]]] = [{name: [] for name in points} for _ in combos]
-        for _ in range(rounds):
+        log(f"  {len(running)} servers ready")
+        for round_ in range(rounds):
             for name, (path, which, n, streaming) in points.items():
                 for i, server in enumerate(running):
                     args = (HOST, server.port, path, getattr(bodies, which), n, seconds)
@@ -183,6 +185,7 @@ def sweep(
                     point = loadgen.run(load(*args, server_pids=server.pids()))
                     measured[i][name].append(point.as_dict())  # type: ignore[attr-defined]
                     time.sleep(0.2)
+            log(f"  round {round_ + 1} done")
         for row, by_point in zip(out, measured, strict=True):
             for name, results in by_point.items():
                 row[name] = median_point(results)
@@ -216,7 +219,7 @@ DUEL_POINTS = {
 
 
 def head_to_head(
-    kinds: list[str], env: dict[str, str], bodies: Bodies, rounds: int, seconds: float, logdir: Path
+    kinds: list[str], env: dict[str, str], bodies: Bodies, rounds: int, seconds: float, logdir: Path, log: Any = print
 ) -> dict[str, Any]:
     """The target ratios, measured so that the machine's slow minutes hit every side alike: the servers run side
     by side (an idle one costs no CPU) and each point is measured on each server in turn, `rounds` times. One
@@ -229,7 +232,8 @@ def head_to_head(
         rates: dict[str, dict[str, list[float]]] = {name: {} for name in DUEL_POINTS}
         p99: dict[str, dict[str, list[float]]] = {name: {} for name in DUEL_POINTS}
         others: list[float] = []
-        for _ in range(rounds):
+        log(f"  {len(running)} servers ready")
+        for round_ in range(rounds):
             for name, (path, which, clients, texts, on) in DUEL_POINTS.items():
                 for kind, server in running.items():
                     if kind not in on:
@@ -244,6 +248,7 @@ def head_to_head(
                     p99[name].setdefault(kind, []).append(point.p99_ms)
                     others.append(point.other_cores)  # includes the idle servers: they should stay near 0
                     time.sleep(0.2)
+            log(f"  round {round_ + 1} done")
         return {
             "rounds": rounds,
             "seconds": seconds,
