@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds per load point")
     parser.add_argument("--sweep-seconds", type=float, default=1.5, help="measured seconds per sweep point")
     parser.add_argument("--sweep-rounds", type=int, default=2, help="rounds of the sweep's points")
-    parser.add_argument("--rounds", type=int, default=3, help="head-to-head rounds of ours, (a) and (b); 0: none")
+    parser.add_argument("--rounds", type=int, default=5, help="head-to-head rounds of ours, (a) and (b); 0: none")
     parser.add_argument("--no-sweep", dest="sweep", action="store_false")
     parser.add_argument("--servers", default="ours,fastapi-torch,litserve-torch")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md")

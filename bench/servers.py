@@ -83,10 +83,12 @@ def start(kind: str, env: dict[str, str], logdir: Path, wait: float = 120.0) -> 
 
 
 def stop(running: Running, wait: float = 20.0) -> None:
-    """SIGINT (LitServe stops its workers on it), then SIGKILL for anything of this tree still alive."""
+    """SIGTERM (ours and baseline (b) drain and stop their workers on it, uvicorn too), then SIGKILL for anything of
+    this tree still alive. Not SIGINT: a benchmark started in the background (`make bench &`) passes SIGINT on as
+    ignored, and every server then sat out the whole `wait` (3.7 of the run's 11 minutes)."""
     pids = running.pids()
     if running.process.poll() is None:
-        running.process.send_signal(signal.SIGINT)
+        running.process.send_signal(signal.SIGTERM)
         try:
             running.process.wait(wait)
         except subprocess.TimeoutExpired:
