@@ -209,12 +209,15 @@ def median_point(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-# The points whose ratios the targets hinge on: name -> (path, which bodies, clients, sentences per request, kinds).
-# The 64-text point is compared with ours' own single-text rate, so only ours runs it.
+# The points whose ratios the targets hinge on: name -> (path, which bodies, clients or streams, sentences per
+# request (0: a /generate stream, measured in characters/s), kinds). The 64-text and stream points are compared with
+# ours' own single-text rate and one stream, so only ours runs them.
 DUEL_POINTS = {
     "/sentiment x32": ("/sentiment", "sentiment", 32, 1, ("ours", "fastapi-torch", "litserve-torch")),
     "/ner x32": ("/ner", "ner", 32, 1, ("ours", "fastapi-torch", "litserve-torch")),
     "/sentiment 64 texts x8": ("/sentiment", "sentiment_batch", 8, 64, ("ours",)),
+    "/generate 1 stream": ("/generate", "generate", 1, 0, ("ours",)),
+    "/generate 16 streams": ("/generate", "generate", 16, 0, ("ours",)),
 }
 
 
@@ -238,14 +241,15 @@ def head_to_head(
                 for kind, server in running.items():
                     if kind not in on:
                         continue
-                    point = loadgen.run(
-                        loadgen.request_load(
-                            HOST, server.port, path, getattr(bodies, which), clients, seconds, server_pids=server.pids()
-                        )
-                    )
-                    assert isinstance(point, loadgen.RequestPoint)
-                    rates[name].setdefault(kind, []).append(point.rps * texts)
-                    p99[name].setdefault(kind, []).append(point.p99_ms)
+                    load = loadgen.request_load if texts else loadgen.stream_load
+                    args = (HOST, server.port, path, getattr(bodies, which), clients, seconds)
+                    point = loadgen.run(load(*args, server_pids=server.pids()))
+                    if isinstance(point, loadgen.StreamPoint):
+                        rates[name].setdefault(kind, []).append(point.chars_per_s)
+                    else:
+                        assert isinstance(point, loadgen.RequestPoint)
+                        rates[name].setdefault(kind, []).append(point.rps * texts)
+                        p99[name].setdefault(kind, []).append(point.p99_ms)
                     others.append(point.other_cores)  # includes the idle servers: they should stay near 0
                     time.sleep(0.2)
             log(f"  round {round_ + 1} done")

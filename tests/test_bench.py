@@ -307,6 +307,8 @@ def test_close_targets_take_the_median_of_the_head_to_head_rounds() -> None:
                 "litserve-torch": [100.0, 100.0, 100.0],
             },
             "/sentiment 64 texts x8": {"ours": [1100.0, 1000.0, 1400.0]},
+            "/generate 1 stream": {"ours": [1000.0, 1000.0, 1000.0]},
+            "/generate 16 streams": {"ours": [3900.0, 4100.0, 5000.0]},
         },
         "p99_ms": {
             "/sentiment x32": {
