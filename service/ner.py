@@ -40,9 +40,9 @@ class NerOutput:
 
 
 class NerModel:
-    # Sentences per onnxruntime call of a large batch (length-sorted chunks, `OnnxModel.output_by_length`): 4 here
-    # (8 for /sentiment): the char CNN's work grows with the batch's longest word, and more, smaller chunks share the
-    # chunk threads more evenly (docs/benchmarks.md, "Chunk size").
+    # Sentences per onnxruntime call of a large batch (length-sorted chunks, `OnnxModel.output_by_length`): 4 here,
+    # 8 for /sentiment, as measured for 11, 24 and 64 sentences on 2 chunk threads (docs/benchmarks.md, "Chunk
+    # size"; for 11 the two are within noise).
     chunk = 4
 
     def __init__(self, model: OnnxModel) -> None:

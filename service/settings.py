@@ -57,9 +57,9 @@ class Settings(BaseSettings):
         default=None, ge=1, description="intra-op threads per worker; default cores / workers"
     )
     # /generate steps are sequential (one character after another), so only threads inside a call can use a second
-    # core; /sentiment and /ner spread large batches over `chunk_threads` instead. docs/benchmarks.md, model only:
-    # a char LM step 0.59 -> 0.42 ms at batch 1 and 1.79 -> 1.14 ms for 32 streams with 2 threads; its sweep gave
-    # /generate 4 streams +22 % with every worker at 2 threads (RNNSERVE_ORT_THREADS=2), which cost /ner 13 %.
+    # core; /sentiment and /ner spread large batches over `chunk_threads` instead. docs/benchmarks.md shows it: the
+    # char LM's model-only rows at 1 and 2 threads, and the sweep's RNNSERVE_GENERATE_THREADS=1 row (the old default)
+    # next to RNNSERVE_ORT_THREADS=2 (every worker at 2 threads, which costs /sentiment and /ner).
     generate_threads: int | None = Field(
         default=None,
         ge=1,
