@@ -4,7 +4,7 @@ onnxruntime's `quantize_dynamic` (int8 weights, activations quantised at run tim
 graph, on three counts:
 - quality on the validation data the training run held out (read from the artifact's manifest: SST-2 sentences
   and IMDb reviews; CoNLL-2003 valid), with the evaluation code of `training.evaluate`;
-- speed of the serving call in process: 256 benchmark sentences in length-sorted chunks of 8 on 2 threads (what a
+- speed of the serving call in process: 256 benchmark sentences in length-sorted chunks on 2 threads (what a
   worker does with a large batch) and one sentence alone;
 - consistency: each benchmark sentence alone against the same sentence inside a serving chunk. onnxruntime's
   quantised LSTM picks one activation scale per call, so an int8 answer can depend on the other sentences in its
@@ -32,13 +32,16 @@ from bench.model_only import ner_batch, sentiment_batch, time_call
 from bench.payloads import DATA, conll_sentences, sst2_sentences
 from rnntext.encoders import NerEncoder, SentimentEncoder
 from rnntext.tags import allowed_transitions, constrained_decode_batch
+from service.ner import NerModel
 from service.runtime import OnnxModel, session_options
+from service.sentiment import SentimentModel
 from training.data import read_labeled_tsv, split_off, sst_sentence_split
 from training.evaluate import evaluate_ner, sentiment_probs
 
 REPO = Path(__file__).resolve().parents[1]
 SENTENCES = 256  # benchmark sentences for speed and consistency
 INTEGERS = ("answers that change", "sentences")
+CHUNKS = {"sentiment": SentimentModel.chunk, "ner": NerModel.chunk}  # what the service's workers use
 
 
 # Columns: the float32 graph, every op onnxruntime can quantise, and the LSTM alone (most of the FLOPs).
@@ -86,9 +89,9 @@ def answers(task: str, model: OnnxModel, feeds: dict[str, Any], scores: np.ndarr
 
 
 def consistency(task: str, model: OnnxModel, feeds: dict[str, Any]) -> dict[str, float]:
-    """Each sentence alone vs inside the serving call of all of them (length-sorted chunks of 8)."""
+    """Each sentence alone vs inside the serving call of all of them (length-sorted chunks, as the service cuts)."""
     name = next(iter(model.manifest.io.outputs))
-    together = model.output_by_length(name, feeds)
+    together = model.output_by_length(name, feeds, CHUNKS[task])
     rows = len(feeds["lengths"])
     alone = np.zeros_like(together)
     for i in range(rows):
@@ -107,7 +110,8 @@ def speed(model: OnnxModel, feeds: dict[str, Any]) -> dict[str, float]:
     name = next(iter(model.manifest.io.outputs))
     one = {k: v[:1] if v.ndim == 1 else v[:1, : int(feeds["lengths"][0])] for k, v in feeds.items()}
     return {
-        f"{SENTENCES} sentences ms": 1000 * time_call(lambda: model.output_by_length(name, feeds)),
+        f"{SENTENCES} sentences ms": 1000
+        * time_call(lambda: model.output_by_length(name, feeds, CHUNKS[model.manifest.task])),
         "1 sentence ms": 1000 * time_call(lambda: model.output(name, one)),
     }
 
@@ -144,7 +148,8 @@ def render(results: dict[str, Any]) -> str:
         f"Command: `{results['command']}`, {results['date']}, {results['cpu']}, 2 cores.\n",
         "Quality is measured on the validation data each training run held out (never the judges' test sets); "
         f"speed and consistency on {SENTENCES} benchmark sentences (bench/payloads.py). Consistency compares each "
-        "sentence alone with the same sentence inside the serving call of all of them (length-sorted chunks of 8, "
+        "sentence alone with the same sentence inside the serving call of all of them (length-sorted chunks of "
+        f"{CHUNKS['sentiment']} for /sentiment and {CHUNKS['ner']} for /ner, "
         "the way a worker runs a large batch): an answer that changes is a label (/sentiment) or a token tag after "
         "decoding (/ner, counted per sentence) that depends on the other requests of its batch.\n",
     ]
