@@ -28,20 +28,18 @@ import numpy as np
 import onnxruntime as ort
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
+from bench.model_only import SERVING_CHUNKS as CHUNKS
 from bench.model_only import ner_batch, sentiment_batch, time_call
 from bench.payloads import DATA, conll_sentences, sst2_sentences
 from rnntext.encoders import NerEncoder, SentimentEncoder
 from rnntext.tags import allowed_transitions, constrained_decode_batch
-from service.ner import NerModel
 from service.runtime import OnnxModel, session_options
-from service.sentiment import SentimentModel
 from training.data import read_labeled_tsv, split_off, sst_sentence_split
 from training.evaluate import evaluate_ner, sentiment_probs
 
 REPO = Path(__file__).resolve().parents[1]
 SENTENCES = 256  # benchmark sentences for speed and consistency
 INTEGERS = ("answers that change", "sentences")
-CHUNKS = {"sentiment": SentimentModel.chunk, "ner": NerModel.chunk}  # what the service's workers use
 
 
 # Columns: the float32 graph, every op onnxruntime can quantise, and the LSTM alone (most of the FLOPs).

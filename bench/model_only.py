@@ -21,7 +21,11 @@ import onnxruntime as ort
 from onnx import numpy_helper
 
 from rnntext.encoders import NerEncoder, SentimentEncoder, pad
+from service.ner import NerModel
 from service.runtime import OnnxModel, session_options, verify_files
+from service.sentiment import SentimentModel
+
+SERVING_CHUNKS = {"sentiment": SentimentModel.chunk, "ner": NerModel.chunk}  # sentences per call of a large batch
 
 
 def matmul_gflops(n: int = 2048, seconds: float = 1.0) -> float:
@@ -168,11 +172,9 @@ def padding_study(artifacts: Path, texts: dict[str, list[str]], n: int = 64, chu
         directory = artifacts / task
         model = OnnxModel.load(directory, device="cpu", threads=1)
         sample = texts[task][:n]
-        lengths = [feeds_for(task, directory, [t], 1)["lengths"][0] for t in sample]
-        ordered = [t for _, t in sorted(zip(lengths, sample, strict=True), key=lambda x: x[0])]
+        lengths, chunks = sorted_chunks(task, directory, sample, chunk)
         padded = [feeds_for(task, directory, sample, n)]
         singles = [feeds_for(task, directory, [t], 1) for t in sample]
-        chunks = [feeds_for(task, directory, ordered[i : i + chunk], chunk) for i in range(0, n, chunk)]
 
         def calls(feeds: list[dict[str, Any]], session: Any = model.session) -> Callable[[], object]:
             return lambda: [session.run(None, f) for f in feeds]
@@ -192,20 +194,23 @@ def padding_study(artifacts: Path, texts: dict[str, list[str]], n: int = 64, chu
     return rows
 
 
-def op_profile(
-    artifacts: Path, texts: dict[str, list[str]], n: int = 64, chunk: int = 8, top: int = 5
-) -> list[dict[str, Any]]:
+def sorted_chunks(task: str, directory: Path, sample: list[str], chunk: int) -> tuple[list[int], list[dict[str, Any]]]:
+    """Each sentence's length, and the sentences sorted by length in feeds of `chunk` (as a worker cuts a batch)."""
+    lengths = [int(feeds_for(task, directory, [t], 1)["lengths"][0]) for t in sample]
+    ordered = [t for _, t in sorted(zip(lengths, sample, strict=True), key=lambda x: x[0])]
+    return lengths, [feeds_for(task, directory, ordered[i : i + chunk], chunk) for i in range(0, len(sample), chunk)]
+
+
+def op_profile(artifacts: Path, texts: dict[str, list[str]], n: int = 64, top: int = 5) -> list[dict[str, Any]]:
     """Where a serving call's time goes, by operator: onnxruntime's profiler (1 thread) over `n` real sentences in
-    length-sorted calls of `chunk`, as a worker runs them. Profiling adds some time to every node; shares are what
-    to read."""
+    length-sorted calls of the service's chunk size, as a worker runs them. Profiling adds some time to every node;
+    shares are what to read."""
     rows = []
     for task in ("sentiment", "ner"):
         directory = artifacts / task
         manifest, _ = verify_files(directory)
-        sample = texts[task][:n]
-        lengths = [feeds_for(task, directory, [t], 1)["lengths"][0] for t in sample]
-        ordered = [t for _, t in sorted(zip(lengths, sample, strict=True), key=lambda x: x[0])]
-        chunks = [feeds_for(task, directory, ordered[i : i + chunk], chunk) for i in range(0, n, chunk)]
+        chunk = SERVING_CHUNKS[task]
+        _, chunks = sorted_chunks(task, directory, texts[task][:n], chunk)
         options = session_options(1)
         options.enable_profiling = True
         with tempfile.TemporaryDirectory() as tmp:

@@ -133,35 +133,38 @@ def targets(r: dict[str, Any]) -> str:
     def pt(srv: dict[str, Any], path: str, c: int) -> dict[str, Any]:
         return next(p for p in srv["requests"] if p["path"] == path and p["clients"] == c)
 
-    def verdict(key: str, theirs: str, mine: float, other: float, unit: str, digits: int = 2) -> tuple[float, str]:
-        """The head-to-head median where those rounds exist, else the side-by-side table's one figure each."""
-        x, once = mine / other, f"{mine:.{1 if unit == 'ms' else 0}f} vs {other:.{1 if unit == 'ms' else 0}f}"
-        once += f"{' ms' if unit == 'ms' else ''} = {x:.{digits}f}×"
-        duel = duel_ratios(r, *key.split("|"), theirs, "p99_ms" if unit == "ms" else "points")
+    def verdict(
+        point: str, versus: str, theirs: str, mine: float, other: float, latency: bool = False, digits: int = 2
+    ) -> tuple[float, str]:
+        """The head-to-head median of ours at `point` ÷ `theirs` at `versus` where those rounds exist, else the
+        side-by-side table's one figure each; `latency` compares p99s instead of rates."""
+        x, shown = mine / other, ".1f" if latency else ".0f"
+        once = f"{mine:{shown}} vs {other:{shown}}{' ms' if latency else ''} = {x:.{digits}f}×"
+        duel = duel_ratios(r, point, versus, theirs, "p99_ms" if latency else "points")
         if not duel:
             return x, once
         x = statistics.median(duel)
         return x, f"head to head, median of {len(duel)} rounds {x:.{digits}f}× ({_list(duel, digits)}); table: {once}"
 
     for path in ("/sentiment", "/ner"):
-        mine, key = pt(o, path, 32), f"{path} x32|{path} x32"
+        mine, point = pt(o, path, 32), f"{path} x32"
         if a:
             th = pt(a, path, 32)
-            x, text = verdict(key, "fastapi-torch", mine["rps"], th["rps"], "req/s")
+            x, text = verdict(point, point, "fastapi-torch", mine["rps"], th["rps"])
             check(f"{path} 32 clients: req/s >= 2× (a)", text, x >= 2)
-            y, text = verdict(key, "fastapi-torch", mine["p99_ms"], th["p99_ms"], "ms")
+            y, text = verdict(point, point, "fastapi-torch", mine["p99_ms"], th["p99_ms"], latency=True)
             check(f"{path} 32 clients: p99 <= ½ (a)", text, y <= 0.5)
         if b:
             th = pt(b, path, 32)
-            x, text = verdict(key, "litserve-torch", mine["rps"], th["rps"], "req/s")
+            x, text = verdict(point, point, "litserve-torch", mine["rps"], th["rps"])
             check(f"{path} 32 clients: req/s >= 1.2× (b)", text, x >= 1.2)
     single = pt(o, "/sentiment", 32)["rps"]
     sent = o["batched"]["sentences_per_s"]
-    x, text = verdict("/sentiment 64 texts x8|/sentiment x32", "ours", sent, single, "sentences/s", 1)
+    x, text = verdict("/sentiment 64 texts x8", "/sentiment x32", "ours", sent, single, digits=1)
     check("64-text requests: sentences/s >= 10× single-text req/s (32 clients)", text, x >= 10)
     one = next(p for p in o["streams"] if p["streams"] == 1)["chars_per_s"]
     many = next(p for p in o["streams"] if p["streams"] == 16)["chars_per_s"]
-    x, text = verdict("/generate 16 streams|/generate 1 stream", "ours", many, one, "chars/s")
+    x, text = verdict("/generate 16 streams", "/generate 1 stream", "ours", many, one)
     check("/generate 16 streams: total chars/s >= 4× one stream", text, x >= 4)
     if a:
         theirs = next(p for p in a["streams"] if p["streams"] == 16)["chars_per_s"]
@@ -321,10 +324,8 @@ def padding(r: dict[str, Any]) -> str:
 
 
 def chunk_sizes(r: dict[str, Any]) -> str:
-    from service.ner import NerModel
-    from service.sentiment import SentimentModel
+    from bench.model_only import SERVING_CHUNKS as in_use
 
-    in_use = {"sentiment": SentimentModel.chunk, "ner": NerModel.chunk}
     study = r.get("chunks", [])
     if not study:
         return ""
@@ -353,6 +354,7 @@ def op_profile(r: dict[str, Any]) -> str:
     rows = [
         [
             p["task"],
+            str(p["chunk"]),
             _f(p["us_per_call"]),
             ", ".join(f"{o['op']} {o['share']:.0%} ({_f(o['us_per_call'])} µs)" for o in p["ops"]),
         ]
@@ -362,10 +364,14 @@ def op_profile(r: dict[str, Any]) -> str:
         return ""
     intro = (
         "\nWhere a serving call's time goes (onnxruntime's profiler, 1 thread, the same sentences in length-sorted "
-        f"calls of {r['op_profile'][0]['chunk']}; the profiler adds time to every node, the shares are what to "
-        "read):\n\n"
+        "calls of the size shown, the service's own at the time of the run; the profiler adds time to every node, "
+        "the shares are what to read):\n\n"
     )
-    return intro + _table(["model", "µs per call", "largest operators: share (µs per call)"], rows) + "\n"
+    return (
+        intro
+        + _table(["model", "sentences per call", "µs per call", "largest operators: share (µs per call)"], rows)
+        + "\n"
+    )
 
 
 def served_share(r: dict[str, Any]) -> str:

@@ -146,6 +146,70 @@ def run_server(
         servers.stop(running)
 
 
+@dataclass(frozen=True)
+class Load:
+    """One load point: `clients` closed-loop clients on `path` (streams, for /generate), bodies from `Bodies`."""
+
+    path: str
+    bodies: str  # attribute of Bodies
+    clients: int
+    texts: int = 1  # sentences per request; 0: /generate streams, measured in characters/s
+
+
+def alternate(
+    running: list[servers.Running],
+    loads: dict[str, Load],
+    bodies: Bodies,
+    seconds: float,
+    rounds: int,
+    log: Any = print,
+    skip: Any = lambda name, index: False,
+) -> list[dict[str, list[dict[str, Any]]]]:
+    """Servers side by side (an idle one costs no CPU), each load measured on each server in turn, `rounds` times:
+    a slow minute of the machine then hits every server alike. One point per server, minutes apart, moved ratios by
+    ±15-30 % between runs here. Returns per server, per load, the point of each round (`skip` leaves some out)."""
+    measured: list[dict[str, list[dict[str, Any]]]] = [{name: [] for name in loads} for _ in running]
+    log(f"  {len(running)} servers ready")
+    for round_ in range(rounds):
+        for name, load in loads.items():
+            for i, server in enumerate(running):
+                if skip(name, i):
+                    continue
+                run = loadgen.request_load if load.texts else loadgen.stream_load
+                args = (HOST, server.port, load.path, getattr(bodies, load.bodies), load.clients, seconds)
+                point = loadgen.run(run(*args, server_pids=server.pids()))
+                measured[i][name].append(point.as_dict())  # type: ignore[attr-defined]
+                time.sleep(0.2)
+        log(f"  round {round_ + 1} done")
+    return measured
+
+
+def start_all(specs: list[tuple[str, dict[str, str]]], logdir: Path) -> list[servers.Running]:
+    """Start the servers one after another (kind, env); if one fails, those already up are stopped."""
+    running: list[servers.Running] = []
+    try:
+        for kind, env in specs:
+            running.append(servers.start(kind, env, logdir))
+            time.sleep(0.3)
+    except BaseException:
+        stop_all(running)
+        raise
+    return running
+
+
+def stop_all(running: list[servers.Running]) -> None:
+    for server in running:
+        servers.stop(server)
+
+
+SWEEP_LOADS = {
+    "sentiment1": Load("/sentiment", "sentiment", 1),
+    "sentiment32": Load("/sentiment", "sentiment", 32),
+    "ner32": Load("/ner", "ner", 32),
+    "generate4": Load("/generate", "generate", 4, texts=0),
+}
+
+
 def sweep(
     combos: list[dict[str, str]],
     env: dict[str, str],
@@ -156,43 +220,21 @@ def sweep(
     kind_of: Any = lambda combo: "ours",
     log: Any = print,
 ) -> list[dict[str, Any]]:
-    """The figures the defaults are chosen on, for each settings combination: all servers run side by side and
-    each point is measured on every combination in turn, `rounds` times (as `head_to_head` does: a slow minute of
-    the machine then hits every combination alike). Each point reports the median of its rounds and the rounds."""
-    running = []
-    for combo in combos:
-        server = servers.start(kind_of(combo), {**env, **combo}, logdir)
-        running.append(server)
-        time.sleep(0.3)
+    """The figures the defaults are chosen on, for each settings combination, measured by `alternate`. Each point
+    reports the median of its rounds and the rounds."""
+    running = start_all([(kind_of(combo), {**env, **combo}) for combo in combos], logdir)
     try:
         out = [
             {"env": combo, "startup_s": r.startup_s, "memory": asdict(servers.memory(r.pids()))}
             for combo, r in zip(combos, running, strict=True)
         ]
-        points: dict[str, tuple[str, str, int, bool]] = {  # name -> path, bodies, clients or streams, streaming
-            "sentiment1": ("/sentiment", "sentiment", 1, False),
-            "sentiment32": ("/sentiment", "sentiment", 32, False),
-            "ner32": ("/ner", "ner", 32, False),
-            "generate4": ("/generate", "generate", 4, True),
-        }
-        measured: list[dict[str, list[dict[str, Any]]]] = [{name: [] for name in points} for _ in combos]
-        log(f"  {len(running)} servers ready")
-        for round_ in range(rounds):
-            for name, (path, which, n, streaming) in points.items():
-                for i, server in enumerate(running):
-                    args = (HOST, server.port, path, getattr(bodies, which), n, seconds)
-                    load = loadgen.stream_load if streaming else loadgen.request_load
-                    point = loadgen.run(load(*args, server_pids=server.pids()))
-                    measured[i][name].append(point.as_dict())  # type: ignore[attr-defined]
-                    time.sleep(0.2)
-            log(f"  round {round_ + 1} done")
-        for row, by_point in zip(out, measured, strict=True):
-            for name, results in by_point.items():
+        measured = alternate(running, SWEEP_LOADS, bodies, seconds, rounds, log)
+        for row, by_load in zip(out, measured, strict=True):
+            for name, results in by_load.items():
                 row[name] = median_point(results)
         return out
     finally:
-        for server in running:
-            servers.stop(server)
+        stop_all(running)
 
 
 def median_point(rounds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -209,50 +251,41 @@ def median_point(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-# The points whose ratios the targets hinge on: name -> (path, which bodies, clients or streams, sentences per
-# request (0: a /generate stream, measured in characters/s), kinds). The 64-text and stream points are compared with
-# ours' own single-text rate and one stream, so only ours runs them.
-DUEL_POINTS = {
-    "/sentiment x32": ("/sentiment", "sentiment", 32, 1, ("ours", "fastapi-torch", "litserve-torch")),
-    "/ner x32": ("/ner", "ner", 32, 1, ("ours", "fastapi-torch", "litserve-torch")),
-    "/sentiment 64 texts x8": ("/sentiment", "sentiment_batch", 8, 64, ("ours",)),
-    "/generate 1 stream": ("/generate", "generate", 1, 0, ("ours",)),
-    "/generate 16 streams": ("/generate", "generate", 16, 0, ("ours",)),
+# The points whose ratios the targets hinge on, and the servers that run them. The 64-text and stream points are
+# compared with ours' own single-text rate and one stream, so only ours runs them.
+ALL = ("ours", "fastapi-torch", "litserve-torch")
+DUEL_POINTS: dict[str, tuple[Load, tuple[str, ...]]] = {
+    "/sentiment x32": (Load("/sentiment", "sentiment", 32), ALL),
+    "/ner x32": (Load("/ner", "ner", 32), ALL),
+    "/sentiment 64 texts x8": (Load("/sentiment", "sentiment_batch", 8, texts=64), ("ours",)),
+    "/generate 1 stream": (Load("/generate", "generate", 1, texts=0), ("ours",)),
+    "/generate 16 streams": (Load("/generate", "generate", 16, texts=0), ("ours",)),
 }
 
 
 def head_to_head(
     kinds: list[str], env: dict[str, str], bodies: Bodies, rounds: int, seconds: float, logdir: Path, log: Any = print
 ) -> dict[str, Any]:
-    """The target ratios, measured so that the machine's slow minutes hit every side alike: the servers run side
-    by side (an idle one costs no CPU) and each point is measured on each server in turn, `rounds` times. One
-    point per server, minutes apart, moved ratios by ±15-30 % between runs here.
-
-    Returns, per point and server, the sentences/s (requests/s for one-text requests) and p99 of each round."""
-    running = {kind: servers.start(kind, env, logdir) for kind in kinds}
+    """The target ratios, measured by `alternate`. Returns, per point and server, the sentences/s (requests/s for
+    one-text requests, characters/s for streams) and the p99 of each round."""
+    running = start_all([(kind, env) for kind in kinds], logdir)
     try:
-        time.sleep(0.5)
-        rates: dict[str, dict[str, list[float]]] = {name: {} for name in DUEL_POINTS}
-        p99: dict[str, dict[str, list[float]]] = {name: {} for name in DUEL_POINTS}
+        loads = {name: load for name, (load, _) in DUEL_POINTS.items()}
+        measured = alternate(
+            running, loads, bodies, seconds, rounds, log, skip=lambda name, i: kinds[i] not in DUEL_POINTS[name][1]
+        )
+        rates: dict[str, dict[str, list[float]]] = {name: {} for name in loads}
+        p99: dict[str, dict[str, list[float]]] = {name: {} for name in loads}
         others: list[float] = []
-        log(f"  {len(running)} servers ready")
-        for round_ in range(rounds):
-            for name, (path, which, clients, texts, on) in DUEL_POINTS.items():
-                for kind, server in running.items():
-                    if kind not in on:
-                        continue
-                    load = loadgen.request_load if texts else loadgen.stream_load
-                    args = (HOST, server.port, path, getattr(bodies, which), clients, seconds)
-                    point = loadgen.run(load(*args, server_pids=server.pids()))
-                    if isinstance(point, loadgen.StreamPoint):
-                        rates[name].setdefault(kind, []).append(point.chars_per_s)
-                    else:
-                        assert isinstance(point, loadgen.RequestPoint)
-                        rates[name].setdefault(kind, []).append(point.rps * texts)
-                        p99[name].setdefault(kind, []).append(point.p99_ms)
-                    others.append(point.other_cores)  # includes the idle servers: they should stay near 0
-                    time.sleep(0.2)
-            log(f"  round {round_ + 1} done")
+        for kind, by_load in zip(kinds, measured, strict=True):
+            for name, points in by_load.items():
+                if not points:
+                    continue
+                texts = loads[name].texts
+                rates[name][kind] = [p["rps"] * texts if texts else p["chars_per_s"] for p in points]
+                if texts:
+                    p99[name][kind] = [p["p99_ms"] for p in points]
+                others += [p["other_cores"] for p in points]  # includes the idle servers: they should stay near 0
         return {
             "rounds": rounds,
             "seconds": seconds,
@@ -261,5 +294,4 @@ def head_to_head(
             "max_other_cores": max(others, default=0.0),
         }
     finally:
-        for server in running.values():
-            servers.stop(server)
+        stop_all(running)

@@ -376,7 +376,7 @@ def test_op_profile_names_the_lstm_among_the_largest_operators() -> None:
 
     _artifact("sentiment"), _artifact("ner")
     texts = {"sentiment": sst2_sentences(n=16), "ner": conll_sentences(n=16)}
-    rows = op_profile(ARTIFACTS, texts, n=16, chunk=8, top=3)
+    rows = op_profile(ARTIFACTS, texts, n=16, top=3)
     assert [r["task"] for r in rows] == ["sentiment", "ner"]
     for row in rows:
         assert "LSTM" in [o["op"] for o in row["ops"]] and len(row["ops"]) == 3
