@@ -8,9 +8,12 @@ graph, on three counts:
   worker does with a large batch) and one sentence alone;
 - consistency: each benchmark sentence alone against the same sentence inside a serving chunk. onnxruntime's
   quantised LSTM picks one activation scale per call, so an int8 answer can depend on the other sentences in its
-  batch, i.e. on the load at the time of the request. float32 is the control.
+  batch, i.e. on the load at the time of the request. float32 is the control;
+- served (/sentiment): our server with the int8 graph next to our server as committed, over HTTP in alternating
+  rounds, single-text requests at 32 clients and 64-text requests at 8 clients: what int8 would do for the
+  64-text target of `make bench` (sentences/s >= 10x the single-text requests/s).
 
-    python -m bench.int8            # writes docs/int8.md and bench/int8.json (about 2 minutes)
+    python -m bench.int8            # writes docs/int8.md and bench/int8.json (about 3 minutes)
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import argparse
 import dataclasses
 import json
 import logging
+import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -30,8 +35,10 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from bench.model_only import SERVING_CHUNKS as CHUNKS
 from bench.model_only import ner_batch, sentiment_batch, time_call
-from bench.payloads import DATA, conll_sentences, sst2_sentences
+from bench.payloads import DATA, bodies, conll_sentences, sst2_sentences
+from bench.scenario import Load, alternate, start_all, stop_all
 from rnntext.encoders import NerEncoder, SentimentEncoder
+from rnntext.manifest import file_sha256
 from rnntext.tags import allowed_transitions, constrained_decode_batch
 from service.runtime import OnnxModel, session_options
 from training.data import read_labeled_tsv, split_off, sst_sentence_split
@@ -46,13 +53,19 @@ INTEGERS = ("answers that change", "sentences")
 VARIANTS: dict[str, list[str] | None] = {"int8": None, "int8, LSTM only": ["LSTM"]}
 
 
+# The two /sentiment points of `make bench` the 64-text target compares.
+SERVED_LOADS = {
+    "single-text x32": Load("/sentiment", "sentiment", 32),
+    "64-text x8": Load("/sentiment", "sentiment_batch", 8, texts=64),
+}
+
+
+def quantize(source: Path, path: Path, ops: list[str] | None) -> None:
+    quantize_dynamic(str(source), str(path), weight_type=QuantType.QInt8, op_types_to_quantize=ops)
+
+
 def quantized(model: OnnxModel, path: Path, ops: list[str] | None) -> OnnxModel:
-    quantize_dynamic(
-        str(model.directory / model.manifest.model_file),
-        str(path),
-        weight_type=QuantType.QInt8,
-        op_types_to_quantize=ops,
-    )
+    quantize(model.directory / model.manifest.model_file, path, ops)
     session = ort.InferenceSession(str(path), sess_options=session_options(model.threads), providers=model.providers)
     return dataclasses.replace(model, session=session, _pool=None)
 
@@ -139,6 +152,70 @@ def study(task: str, artifacts: Path, data: Path, workdir: Path) -> dict[str, An
     return {"task": task, "model": base.manifest.model_id, "rows": rows}
 
 
+def int8_artifacts(artifacts: Path, root: Path) -> Path:
+    """A copy of the artifacts directory whose sentiment graph is quantised (every op), its manifest's sha256 to
+    match; charlm and ner are linked as they are."""
+    root.mkdir(parents=True)
+    for task in ("charlm", "ner"):
+        (root / task).symlink_to((artifacts / task).resolve())
+    shutil.copytree(artifacts / "sentiment", root / "sentiment")
+    manifest_path = root / "sentiment" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    model_path = root / "sentiment" / manifest["model_file"]
+    quantize(artifacts / "sentiment" / manifest["model_file"], model_path, None)
+    manifest["sha256"] = file_sha256(model_path)
+    manifest_path.write_text(json.dumps(manifest, indent=1))
+    return root
+
+
+def served(artifacts: Path, workdir: Path, rounds: int, seconds: float) -> dict[str, Any]:
+    """Our server as committed and with the int8 sentiment graph, side by side, `SERVED_LOADS` in alternating
+    rounds. Per server: the rates of each round and the median of the per-round 64-text ÷ single-text ratios."""
+    root = int8_artifacts(artifacts, workdir / "int8-artifacts")
+    specs = [("ours", {"RNNSERVE_ARTIFACTS": str(artifacts)}), ("ours", {"RNNSERVE_ARTIFACTS": str(root)})]
+    payloads = bodies()
+    running = start_all(specs, workdir / "logs")
+    try:
+        measured = alternate(running, SERVED_LOADS, payloads, seconds, rounds, log=lambda line: None)
+    finally:
+        stop_all(running)
+    rows = {}
+    for label, by_load in zip(("float32", "int8"), measured, strict=True):
+        single = [p["rps"] for p in by_load["single-text x32"]]
+        batched = [p["rps"] * payloads.batch_texts for p in by_load["64-text x8"]]
+        ratios = [b / s for b, s in zip(batched, single, strict=True)]
+        rows[label] = {"single": single, "batched": batched, "ratios": ratios, "ratio": statistics.median(ratios)}
+    return {"rounds": rounds, "seconds": seconds, "rows": rows}
+
+
+def _rounds(values: list[float], fmt: str) -> str:
+    return f"{statistics.median(values):{fmt}} ({', '.join(format(v, fmt) for v in values)})"
+
+
+def render_served(result: dict[str, Any]) -> list[str]:
+    parts = [
+        "## sentiment served: the 64-text target\n",
+        "Our server as committed and the same server with the int8 sentiment graph, side by side; each round "
+        f"measures both points on both servers in turn, {result['seconds']:.0f} s each, {result['rounds']} rounds "
+        "(median, each round in brackets). The ratio is the 64-text sentences/s ÷ the single-text requests/s "
+        "of the same server and round; `make bench` asks for 10×.\n",
+        "| graph | single-text requests, 32 clients: req/s | 64-text requests, 8 clients: sentences/s | ratio |",
+        "| --- | --- | --- | --- |",
+    ]
+    for label, row in result["rows"].items():
+        parts.append(
+            f"| {label} | {_rounds(row['single'], ',.0f')} | {_rounds(row['batched'], ',.0f')} | "
+            f"{_rounds(row['ratios'], '.1f')} |"
+        )
+    rows = result["rows"]
+    reached = "reaches" if rows["int8"]["ratio"] >= 10 else "does not reach"
+    parts.append(
+        f"\nWith the int8 graph the ratio is {rows['int8']['ratio']:.1f}× (float32 {rows['float32']['ratio']:.1f}×): "
+        f"int8 {reached} 10× here.\n"
+    )
+    return parts
+
+
 def render(results: dict[str, Any]) -> str:
     parts = [
         "# int8 dynamic quantisation: measured\n",
@@ -160,6 +237,8 @@ def render(results: dict[str, Any]) -> str:
             fmt = "{:.2e}" if key == "largest output change" else ("{:,}" if key in INTEGERS else "{:.2f}")
             parts.append(f"| {key} | " + " | ".join(fmt.format(row[key]) for row in rows.values()) + " |")
         parts.append("")
+    if "served" in results:
+        parts += render_served(results["served"])
     parts.append(
         "## Decision\n\nNot adopted, for two reasons the table shows. (1) The answers depend on the batch: with "
         "activations quantised per call, a sentence's output moves with the other sentences of its call ('largest "
@@ -183,6 +262,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "int8.md")
     parser.add_argument("--json", type=Path, default=REPO / "bench" / "int8.json")
+    parser.add_argument("--rounds", type=int, default=3, help="served comparison: alternating rounds (0: skip it)")
+    parser.add_argument("--seconds", type=float, default=3.0, help="served comparison: seconds per point")
     args = parser.parse_args(argv)
     logging.getLogger().setLevel(logging.ERROR)  # the quantiser's advice to pre-process is about other models
     cpu = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in line)
@@ -193,6 +274,8 @@ def main(argv: list[str] | None = None) -> None:
     }
     with tempfile.TemporaryDirectory() as tmp:
         results["studies"] = [study(task, args.artifacts, args.data, Path(tmp)) for task in ("sentiment", "ner")]
+        if args.rounds:
+            results["served"] = served(args.artifacts, Path(tmp), args.rounds, args.seconds)
     args.json.write_text(json.dumps(results, indent=1, default=float))
     args.out.write_text(render(results))
     print(f"wrote {args.out} and {args.json}")

@@ -7,6 +7,7 @@ machine. `ceiling req/s = matmul FLOP/s / FLOPs per request`: no runtime can bea
 
 from __future__ import annotations
 
+import functools
 import json
 import tempfile
 import time
@@ -20,6 +21,7 @@ import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
 
+from rnntext.artifact import Encoder
 from rnntext.encoders import NerEncoder, SentimentEncoder, pad
 from service.ner import NerModel
 from service.runtime import OnnxModel, session_options, verify_files
@@ -120,10 +122,15 @@ def feeds_for(task: str, directory: Path, texts: list[str], batch: int) -> dict[
         a = manifest.architecture
         state = np.zeros((int(a["layers"]), batch, int(a["hidden"])), dtype=np.float32)
         return {"tokens": np.ones((batch, 1), dtype=np.int64), "h0": state, "c0": state.copy()}
+    return encode_texts(encoder, texts[:batch])
+
+
+def encode_texts(encoder: Encoder, texts: list[str]) -> dict[str, Any]:
+    """/sentiment or /ner texts -> the padded feeds of one call."""
     if isinstance(encoder, SentimentEncoder):
-        return sentiment_batch(encoder, texts[:batch], encoder.vocab.pad_id or 0)
+        return sentiment_batch(encoder, texts, encoder.vocab.pad_id or 0)
     assert isinstance(encoder, NerEncoder)
-    return ner_batch(encoder, texts[:batch])
+    return ner_batch(encoder, texts)
 
 
 def measure(
@@ -166,7 +173,8 @@ def _rotating(session: Any, windows: list[dict[str, Any]]) -> Callable[[], objec
 
 def padding_study(artifacts: Path, texts: dict[str, list[str]], n: int = 64, chunk: int = 8) -> list[dict[str, Any]]:
     """`n` real sentences through onnxruntime (1 thread) three ways: one call padded to the longest, `n` calls of
-    one sentence, and sorted by length in calls of `chunk`. Padding costs what the padded steps would cost."""
+    one sentence, and sorted by length in calls of `chunk`. Padding costs what the padded steps would cost. Also
+    the time to turn the `n` texts into padded ids (tokenizer and vocabulary, in Python)."""
     rows = []
     for task in ("sentiment", "ner"):
         directory = artifacts / task
@@ -189,6 +197,8 @@ def padding_study(artifacts: Path, texts: dict[str, list[str]], n: int = 64, chu
                 "padded_ms": 1000 * time_call(calls(padded)),
                 "singles_ms": 1000 * time_call(calls(singles)),
                 "sorted_chunks_ms": 1000 * time_call(calls(chunks)),
+                # texts -> padded ids, as a worker prepares a batch
+                "encode_ms": 1000 * time_call(functools.partial(encode_texts, model.encoder, sample)),
             }
         )
     return rows

@@ -398,3 +398,60 @@ def test_chunk_study_times_every_chunk_size_and_the_report_names_the_one_in_use(
     ]
     assert all(ms > 0 for r in rows for ms in r["ms"].values())
     assert f"| {NerModel.chunk} |" in report.chunk_sizes({"chunks": rows})
+
+
+def test_the_64_text_target_is_shown_as_a_cpu_budget() -> None:
+    """10x the single-text rate as milliseconds of the 2 cores per 64-text request, and what the model and the
+    tokenizer take of it (figures from the padding table); the single-text rate is the head-to-head median."""
+    from bench import report
+
+    results = _fake_results()  # ours /sentiment 32 clients: 200 req/s in the table
+    padding = {"task": "sentiment", "sentences": 64, "chunk": 8, "mean_length": 12.0, "max_length": 30}
+    results["padding"] = [{**padding, "padded_ms": 9.0, "singles_ms": 9.0, "sorted_chunks_ms": 50.0, "encode_ms": 4.0}]
+    text = report.render(results)  # budget: 2 cores * 1000 ms * 64 / (10 * 200/s) = 64 ms
+    assert "(200 req/s at 32 clients) is 2,000 sentences/s, i.e. 64.0 ms of the 2 cores per 64-text" in text
+    assert "The model alone takes 50.0 ms" in text and "into ids 4.0 ms: leaving 10.0 ms for HTTP" in text
+    assert "| 4.00 |" in text  # the padding table's new column
+    results["head_to_head"] = {"points": {"/sentiment x32": {"ours": [400.0, 500.0, 600.0]}}}
+    text = report.batch_ceiling(results)  # budget 2 * 1000 * 64 / 5000 = 25.6 ms
+    assert "(500 req/s at 32 clients, head-to-head median) is 5,000 sentences/s, i.e. 25.6 ms" in text
+    assert "28.4 ms over the budget before any HTTP" in text
+
+
+def test_padding_study_times_the_tokenizer_too() -> None:
+    from bench.model_only import padding_study
+    from bench.payloads import conll_sentences, sst2_sentences
+
+    _artifact("sentiment"), _artifact("ner")
+    texts = {"sentiment": sst2_sentences(n=8), "ner": conll_sentences(n=8)}
+    rows = padding_study(ARTIFACTS, texts, n=8, chunk=4)
+    assert [r["task"] for r in rows] == ["sentiment", "ner"]
+    assert all(r["encode_ms"] > 0 and r["sorted_chunks_ms"] > 0 for r in rows)
+
+
+def test_int8_artifacts_pass_the_servers_checks_and_the_served_table_says_whether_10x_is_reached(
+    tmp_path: Path,
+) -> None:
+    """bench/int8.py's served comparison starts our server on a copy of the artifacts with the sentiment graph
+    quantised: the copy must pass the server's own file checks (sha256 in the manifest) and be int8."""
+    pytest.importorskip("onnxruntime.quantization")
+    from bench import int8
+    from service.runtime import verify_files
+
+    _artifact("sentiment"), _artifact("ner"), _artifact("charlm")
+    root = int8.int8_artifacts(ARTIFACTS, tmp_path / "art")
+    for task in ("charlm", "sentiment", "ner"):
+        manifest, _ = verify_files(root / task)
+        assert manifest.task == task
+    assert (root / "sentiment" / "model.onnx").stat().st_size < (
+        ARTIFACTS / "sentiment" / "model.onnx"
+    ).stat().st_size / 3
+    rows = {
+        "float32": {"single": [100.0], "batched": [500.0], "ratios": [5.0], "ratio": 5.0},
+        "int8": {"single": [100.0], "batched": [1200.0], "ratios": [12.0], "ratio": 12.0},
+    }
+    text = "\n".join(int8.render_served({"rounds": 1, "seconds": 3.0, "rows": rows}))
+    assert "| int8 | 100 (100) | 1,200 (1,200) | 12.0 (12.0) |" in text
+    assert "ratio is 12.0× (float32 5.0×): int8 reaches 10× here" in text
+    rows["int8"]["ratio"] = 9.9
+    assert "int8 does not reach 10×" in "\n".join(int8.render_served({"rounds": 1, "seconds": 3.0, "rows": rows}))
