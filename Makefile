@@ -59,7 +59,7 @@ bench: $(VENV)/.dev
 	$(PY) -m bench.run
 
 # int8 dynamic quantisation of /sentiment and /ner: validation quality, speed and batch-consistency against float32;
-# rewrites docs/int8.md and bench/int8.json (about a minute).
+# rewrites docs/int8.md and bench/int8.json (about 3 minutes: the served comparison starts two servers).
 bench-int8: $(VENV)/.dev
 	$(PY) -m bench.int8
 
