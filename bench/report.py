@@ -214,7 +214,7 @@ def targets(r: dict[str, Any]) -> str:
 
 def batch_ceiling(r: dict[str, Any]) -> str:
     """The 64-text target as a CPU budget: 10x ours' single-text rate (the head-to-head median, else the table's)
-    leaves each 64-text request so many milliseconds of the 2 cores; the model alone, in its most efficient form
+    leaves each 64-text request so many milliseconds of the machine's cores; the model alone, in its most efficient form
     (1 thread, sorted by length, the padding table), and the tokenizer take their share of it before any HTTP."""
     padding = next((p for p in r.get("padding", []) if p["task"] == "sentiment"), None)
     if padding is None or "encode_ms" not in padding or "ours" not in r["servers"]:
@@ -222,8 +222,8 @@ def batch_ceiling(r: dict[str, Any]) -> str:
     rounds = r.get("head_to_head", {}).get("points", {}).get("/sentiment x32", {}).get("ours", [])
     table = next(p for p in r["servers"]["ours"]["requests"] if p["path"] == "/sentiment" and p["clients"] == 32)
     single = statistics.median(rounds) if rounds else table["rps"]
-    n = padding["sentences"]
-    budget = 2 * 1000 * n / (10 * single)  # CPU ms on 2 cores per n-text request at 10x the single-text rate
+    n, cores = padding["sentences"], r["machine"]["cores"]
+    budget = cores * 1000 * n / (10 * single)  # CPU ms per n-text request at 10x the single-text rate
     model, encode = padding["sorted_chunks_ms"], padding["encode_ms"]
     left = budget - model - encode
     rest = (
@@ -234,7 +234,7 @@ def batch_ceiling(r: dict[str, Any]) -> str:
     return (
         f"\n\nThe 64-text target as a CPU budget: 10× ours' single-text rate ({single:,.0f} req/s at 32 clients"
         f"{', head-to-head median' if rounds else ''}) is {10 * single:,.0f} sentences/s, i.e. {budget:.1f} ms of "
-        f"the 2 cores per {n}-text request. The model alone takes {model:.1f} ms of it for the benchmark's {n} "
+        f"the {cores} cores per {n}-text request. The model alone takes {model:.1f} ms of it for the benchmark's {n} "
         f'sentences (1 thread, sorted by length: its most efficient form, "Padding" below) and turning the '
         f"texts into ids {encode:.1f} ms: {rest}."
     )
