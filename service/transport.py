@@ -3,16 +3,25 @@
 LitServe 0.2.19's transport puts every answer on a queue that the HTTP process reads with
 `asyncio.to_thread(queue.get)`: a thread-pool hop per answer, plus the worker's queue feeder thread, each waiting
 for the GIL of a busy process. Here a worker pickles the answer and writes it to the pipe of the HTTP process that
-holds the request (a lock per pipe keeps messages from several workers whole), and the HTTP process's event loop
-wakes on the pipe's file descriptor and reads it directly: no threads on either side.
+holds the request as one frame (an 8-byte length, then the pickle; a lock per pipe keeps frames from several
+workers whole), and the HTTP process's event loop wakes on the pipe's file descriptor and reads it directly: no
+threads on either side. A worker's write blocks only while the pipe is full (64 KiB), which the reader empties.
 
-A worker's write blocks only while the pipe is full (64 KiB), which the reading event loop empties at once.
+The reading end is non-blocking, and the reader keeps what it has read until a frame is whole. It has to be:
+uvloop (uvicorn's loop) switches a descriptor to non-blocking when it is watched, and a frame larger than what
+the writer has put in the pipe so far (a long /ner answer) then raised EAGAIN in the middle of a blocking-style
+read. LitServe's reading task ends on any exception, and that HTTP process never answered an inference request
+again (seen once in CI: every request that reached it waited for the client's timeout). So `areceive` reads only
+what is there, never waits outside the event loop, and returns None rather than raise.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import pickle
+import struct
 from contextlib import suppress
 from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnContext
@@ -20,12 +29,71 @@ from typing import Any
 
 from litserve.transport.base import MessageTransport
 
+logger = logging.getLogger(__name__)
+
 WAIT = 1.0  # seconds one `areceive` waits before it returns None (LitServe's reader then simply calls again)
+LENGTH = struct.Struct("!Q")  # the frame header: the pickle's length in bytes
+READ_SIZE = 1 << 16  # one pipe's capacity
 
 
-def _wake(readable: asyncio.Future[None]) -> None:
-    if not readable.done():
-        readable.set_result(None)
+def frame(item: Any) -> bytes:
+    data = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
+    return LENGTH.pack(len(data)) + data
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+class Inbox:
+    """The reading end of one pipe in the HTTP process that owns it: bytes read so far, split into whole frames."""
+
+    def __init__(self, reader: Connection) -> None:
+        self.fd = reader.fileno()
+        os.set_blocking(self.fd, False)  # whatever the event loop does: reads take only what is there
+        self.pending = bytearray()
+        self.closed = False
+
+    def next_frame(self) -> bytes | None:
+        if len(self.pending) < LENGTH.size:
+            return None
+        (size,) = LENGTH.unpack_from(self.pending)
+        end = LENGTH.size + size
+        if len(self.pending) < end:
+            return None
+        data = bytes(self.pending[LENGTH.size : end])
+        del self.pending[:end]
+        return data
+
+    def read_available(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.fd, READ_SIZE)
+            except BlockingIOError:
+                return
+            if not chunk:  # every writing end is closed: the server is going away
+                self.closed = True
+                return
+            self.pending += chunk
+
+    async def readable(self, timeout: float) -> bool:
+        loop = asyncio.get_running_loop()
+        ready = loop.create_future()
+        loop.add_reader(self.fd, _wake, ready)
+        try:
+            await asyncio.wait_for(ready, timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            loop.remove_reader(self.fd)
+
+
+def _wake(ready: asyncio.Future[None]) -> None:
+    if not ready.done():
+        ready.set_result(None)
 
 
 class PipeTransport(MessageTransport):  # type: ignore[misc]  # litserve ships no type hints
@@ -34,26 +102,34 @@ class PipeTransport(MessageTransport):  # type: ignore[misc]  # litserve ships n
         self.readers: list[Connection] = [reader for reader, _ in pipes]
         self.writers: list[Connection] = [writer for _, writer in pipes]
         self.locks = [ctx.Lock() for _ in range(consumers)]
+        self.inboxes: dict[int, Inbox] = {}  # this process's reading state; never sent to another process
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "inboxes": {}}
 
     def send(self, item: Any, consumer_id: int) -> None:
-        data = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
+        data = frame(item)
         with self.locks[consumer_id]:
-            self.writers[consumer_id].send_bytes(data)
+            write_all(self.writers[consumer_id].fileno(), data)
 
     async def areceive(self, consumer_id: int, timeout: float | None = None, block: bool = True) -> Any:
-        reader = self.readers[consumer_id]
-        if not reader.poll():
-            loop = asyncio.get_running_loop()
-            readable = loop.create_future()
-            fd = reader.fileno()
-            loop.add_reader(fd, _wake, readable)
-            try:
-                await asyncio.wait_for(readable, WAIT if timeout is None else min(timeout, WAIT))
-            except TimeoutError:
-                return None
-            finally:
-                loop.remove_reader(fd)
-        return pickle.loads(reader.recv_bytes())
+        """The next answer for this HTTP process, or None when none is whole within `WAIT` seconds. Never raises
+        but for cancellation: LitServe's reading task would end, and with it every answer to this process."""
+        inbox = self.inboxes.get(consumer_id)
+        if inbox is None:
+            inbox = self.inboxes[consumer_id] = Inbox(self.readers[consumer_id])
+        try:
+            data = inbox.next_frame()
+            if data is None and not inbox.closed:
+                if await inbox.readable(WAIT if timeout is None else min(timeout, WAIT)):
+                    inbox.read_available()
+                data = inbox.next_frame()
+            if data is None and inbox.closed:
+                raise asyncio.CancelledError("the answer pipe is closed")  # LitServe's reader stops quietly
+            return None if data is None else pickle.loads(data)
+        except Exception:
+            logger.exception("reading an answer from the workers failed; reading on")
+            return None
 
     def close(self, send_sentinel: bool = True, **_: Any) -> None:
         if not send_sentinel:
@@ -62,6 +138,6 @@ class PipeTransport(MessageTransport):  # type: ignore[misc]  # litserve ships n
             if lock.acquire(timeout=0.2):  # a killed worker may have left it held: shutting down anyway
                 try:
                     with suppress(OSError, ValueError):
-                        writer.send_bytes(pickle.dumps(None))
+                        write_all(writer.fileno(), frame(None))
                 finally:
                     lock.release()

@@ -18,7 +18,9 @@ LIMITS = {"RNNSERVE_MAX_NEW_TOKENS": "300", "RNNSERVE_MAX_BATCH_TEXTS": "8", "RN
 def server(artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     running = start_server(artifacts, tmp_path_factory.mktemp("server"), LIMITS)
     yield running
+    errors = running.logged_errors()  # before the shutdown, whose own messages are not the tests' business
     stop_server(running)
+    assert not errors, "the server logged errors during the tests:\n" + "\n".join(errors[:20])
 
 
 @pytest.fixture(scope="session")

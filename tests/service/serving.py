@@ -30,6 +30,15 @@ class Server:
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
+    def logged_errors(self) -> list[str]:
+        """Lines at level ERROR and tracebacks the server has logged so far. A broken process can keep /health
+        green while its requests hang (an HTTP process's answer reader died on one error in CI): its log says why."""
+        return [
+            line
+            for line in self.log.read_text(errors="replace").splitlines()
+            if " ERROR " in line or '"level": "ERROR"' in line or line.startswith(("ERROR:", "Traceback"))
+        ]
+
 
 def free_port() -> int:
     with socket.socket() as s:
