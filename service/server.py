@@ -136,11 +136,20 @@ def build_server(
     return server
 
 
+def forked_http_process() -> None:
+    """Runs in each HTTP process as LitServe forks it: die with the parent, and take the default action for SIGINT
+    and SIGTERM. uvicorn catches them itself, drains, then raises the signal again under the handler it found:
+    with `main`'s KeyboardInterrupt handlers inherited, every stop printed one traceback per HTTP process."""
+    die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def main() -> None:
     settings = Settings()
     logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # shut down like Ctrl+C: workers are stopped too
-    os.register_at_fork(after_in_child=die_with_parent)  # LitServe forks the HTTP processes
+    os.register_at_fork(after_in_child=forked_http_process)
     manager = SyncManager(ctx=mp.get_context("spawn"))
     manager.start(initializer=die_with_parent)
     try:
