@@ -52,3 +52,20 @@ def test_concurrent_requests_equal_sequential(server: Server, client: httpx.Clie
     for concurrent in (asyncio.run(together()), asyncio.run(together())):
         for a, b in zip(concurrent, alone, strict=True):
             assert same_answer(a, b), (a, b)
+
+
+def test_large_answers_at_once_arrive_whole(server: Server, client: httpx.Client) -> None:
+    """/ner answers at the token limit are tens of kilobytes: written to an HTTP process's answer pipe in pieces,
+    many at once, each must come back whole (a reader that met half an answer once stopped a process's answers)."""
+    body = {"text": " ".join(["Peter", "Blackburn", "flew", "to", "Paris", "for", "the", "EU"] * 64)}  # 512 tokens
+    first = client.post("/ner", json=body)
+    assert first.status_code == 200 and len(first.content) > 32_768, len(first.content)
+
+    async def together() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as c:
+            return await asyncio.gather(*(c.post("/ner", json=body) for _ in range(24)))
+
+    for responses in (asyncio.run(together()), asyncio.run(together())):
+        assert [r.status_code for r in responses] == [200] * len(responses)
+        for r in responses:
+            assert same_answer(r.json(), first.json())
