@@ -1,5 +1,6 @@
 """Operations: GET /metrics (Prometheus text format), a JSON log line per request with an `X-Request-ID`, and the
-orchestrator probes GET /livez (the process answers) and GET /readyz (every model loaded and warmed: /health).
+orchestrator probes GET /livez (the process answers and reads the workers' answers) and GET /readyz (every model
+loaded and warmed: /health).
 
 Counting across processes. LitServe runs each inference worker in a spawned process and, with
 `RNNSERVE_API_SERVERS` > 1, several forked HTTP processes; a counter kept in one process's memory (LitServe's Logger
@@ -13,6 +14,7 @@ written before the response's last byte leaves, so a scrape sent after a respons
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -274,6 +276,16 @@ class ServerCollector:
         yield info
 
 
+ANSWER_READER = "response_queue_to_buffer"  # the name LitServe gives an HTTP process's task that reads the answers
+
+
+def answer_reader_running() -> bool:
+    """Whether this HTTP process still reads the workers' answers. LitServe's reader task ends on its first error;
+    after that every inference request to the process waits until its client gives up, while the port still answers
+    (seen in CI before `service.transport` read without blocking). Call inside the process's event loop."""
+    return any(task.get_name().startswith(ANSWER_READER) and not task.done() for task in asyncio.all_tasks())
+
+
 def add_operations_routes(
     server: ls.LitServer, metrics_dir: str, models: Callable[[], Iterable[dict[str, Any]]]
 ) -> None:
@@ -291,6 +303,8 @@ def add_operations_routes(
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     async def livez() -> JSONResponse:
+        if not answer_reader_running():  # a restart is the remedy: exactly what a failing liveness probe brings
+            return JSONResponse({"status": "not reading the workers' answers"}, status_code=503)
         return JSONResponse({"status": "alive"})
 
     async def readyz(request: Request) -> Response:
@@ -300,7 +314,9 @@ def add_operations_routes(
 
     app = server.app
     app.add_api_route("/metrics", metrics, methods=["GET"], summary="Prometheus metrics", include_in_schema=True)
-    app.add_api_route("/livez", livez, methods=["GET"], summary="Liveness: the HTTP process answers")
+    app.add_api_route(
+        "/livez", livez, methods=["GET"], summary="Liveness: the HTTP process answers and reads the workers' answers"
+    )
     probe: dict[str, Any] = {
         "methods": ["GET"],
         "response_class": PlainTextResponse,

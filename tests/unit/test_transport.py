@@ -7,6 +7,7 @@ loop does not. Every test runs under both.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing as mp
 import os
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 import uvloop
 
+from service.metrics import ANSWER_READER, answer_reader_running
 from service.transport import PipeTransport, frame
 
 LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
@@ -165,3 +167,19 @@ def test_the_reading_state_stays_in_its_process(run: Callable[..., Any]) -> None
     transport.send("one", 0)
     assert run(receive(transport, 1)) == ["one"]
     assert transport.inboxes and transport.__getstate__()["inboxes"] == {}
+
+
+def test_liveness_sees_whether_the_answer_reader_runs() -> None:
+    """/livez asks this; that LitServe's task carries the name is proved by every real server's /livez being 200."""
+
+    async def scenario() -> tuple[bool, bool, bool]:
+        before = answer_reader_running()
+        reader = asyncio.create_task(asyncio.sleep(30), name=f"{ANSWER_READER}-0")
+        await asyncio.sleep(0)
+        running = answer_reader_running()
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+        return before, running, answer_reader_running()
+
+    assert asyncio.run(scenario()) == (False, True, False)
