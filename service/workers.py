@@ -32,6 +32,9 @@ def die_with_parent() -> None:
 def load_model(settings: Settings, task: str) -> OnnxModel:
     """Runs in a freshly spawned worker process, where logging is not configured yet."""
     die_with_parent()  # spawned workers do not run fork hooks: ask here
+    # Ctrl+C in a terminal reaches every process of the group; the main process stops the workers itself
+    # (SIGTERM), so a worker that also took SIGINT only added a KeyboardInterrupt traceback each.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
     return OnnxModel.load(

@@ -46,7 +46,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(artifacts: Path, workdir: Path, extra_env: dict[str, str] | None = None, wait: float = 120) -> Server:
+def as_in_a_terminal() -> None:
+    """A process group of its own with SIGINT at its default, as a shell starts a foreground job (a background
+    runner such as CI may have started the tests with SIGINT ignored, which children would inherit)."""
+    os.setsid()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def start_server(
+    artifacts: Path,
+    workdir: Path,
+    extra_env: dict[str, str] | None = None,
+    wait: float = 120,
+    terminal: bool = False,
+) -> Server:
     blocker = workdir / "block-torch" / "torch"
     blocker.mkdir(parents=True, exist_ok=True)
     (blocker / "__init__.py").write_text(TORCH_BLOCKER)
@@ -62,7 +75,12 @@ def start_server(artifacts: Path, workdir: Path, extra_env: dict[str, str] | Non
     log = workdir / f"server-{port}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "service.server"], cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "service.server"],
+            cwd=workdir,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=as_in_a_terminal if terminal else None,
         )
     server = Server(process, f"http://127.0.0.1:{port}", log)
     deadline = time.monotonic() + wait

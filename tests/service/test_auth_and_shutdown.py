@@ -3,6 +3,8 @@ the server and every worker process it started (LitServe alone orphans them), qu
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,3 +51,17 @@ def test_sigterm_stops_server_and_all_workers(keyed: Server) -> None:
     assert not any(alive(p) for p in workers)
     assert not processes_with_env("RNNSERVE_PORT", keyed.url.rsplit(":", 1)[1])  # orphans included
     assert keyed.logged_errors() == [], keyed.log_tail()  # a stop is routine: no traceback per process
+
+
+def test_ctrl_c_in_a_terminal_stops_every_process_quietly(artifacts: Path, tmp_path: Path) -> None:
+    """Ctrl+C sends SIGINT to the whole foreground group: the main process, the HTTP processes and the workers."""
+    server = start_server(artifacts, tmp_path, terminal=True)
+    family = descendants(server.process.pid) | {server.process.pid}
+    assert httpx.post(server.url + "/sentiment", json={"text": "good"}, timeout=30).status_code == 200
+    os.killpg(server.process.pid, signal.SIGINT)
+    try:
+        assert server.process.wait(timeout=45) == 0, server.log_tail()
+    finally:
+        survivors = stop_server(server, timeout=1)
+    assert survivors == set() and not any(alive(p) for p in family), server.log_tail()
+    assert server.logged_errors() == [], server.log_tail()
