@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 WAIT = 1.0  # seconds one `areceive` waits before it returns None (LitServe's reader then simply calls again)
 LENGTH = struct.Struct("!Q")  # the frame header: the pickle's length in bytes
 READ_SIZE = 1 << 16  # one pipe's capacity
+ERROR_PAUSE = 0.05  # seconds
 
 
 def frame(item: Any) -> bytes:
@@ -129,6 +130,7 @@ class PipeTransport(MessageTransport):  # type: ignore[misc]  # litserve ships n
             return None if data is None else pickle.loads(data)
         except Exception:
             logger.exception("reading an answer from the workers failed; reading on")
+            await asyncio.sleep(ERROR_PAUSE)  # an error that repeats must not become a busy loop of log lines
             return None
 
     def close(self, send_sentinel: bool = True, **_: Any) -> None:
