@@ -64,7 +64,8 @@ class Inbox:
         end = LENGTH.size + size
         if len(self.pending) < end:
             return None
-        data = bytes(self.pending[LENGTH.size : end])
+        with memoryview(self.pending) as view:  # one copy out of the buffer (a bytearray slice would be a second)
+            data = view[LENGTH.size : end].tobytes()
         del self.pending[:end]
         return data
 
