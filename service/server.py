@@ -15,6 +15,7 @@ import logging
 import multiprocessing as mp
 import os
 import signal
+import threading
 import time
 from collections.abc import MutableMapping
 from multiprocessing.managers import SyncManager
@@ -37,6 +38,9 @@ from service.transport import PipeTransport
 from service.workers import LOG_FORMAT, WorkerStatus, die_with_parent
 
 logger = logging.getLogger(__name__)
+
+MONITOR_THREAD = "litserve-monitoring"  # LitServe's name for the thread that watches the inference workers
+MONITOR_POLL_S = 0.5  # how often it looks: a dead worker is found sooner, and a stop waits at most this for it
 
 
 def manifest_facts(settings: Settings) -> list[dict[str, Any]]:
@@ -72,6 +76,10 @@ class Server(ls.LitServer):  # type: ignore[misc]  # litserve ships no type hint
     pipe would block the others; a dead worker stops the whole server anyway (`main`).
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.monitor_internal = MONITOR_POLL_S  # sic: LitServe's name; its default is 2 s
+
     def _init_manager(self, num_api_servers: int) -> SyncManager:
         manager: SyncManager = super()._init_manager(num_api_servers)
         ctx = mp.get_context("spawn")  # queues go to the workers as Process arguments, to the HTTP processes by fork
@@ -87,12 +95,30 @@ class Server(ls.LitServer):  # type: ignore[misc]  # litserve ships no type hint
         """Drain every HTTP process at once. LitServe stops them one after another (SIGTERM, then wait up to its
         graceful timeout), so with two, the second kept taking new requests while the first finished its streams."""
         processes = [w for w in uvicorn_workers.values() if isinstance(w, mp.process.BaseProcess) and w.is_alive()]
-        for process in processes:
+        for process in processes:  # first: from here on no new request is taken
             process.terminate()
+        if threading.current_thread().name != MONITOR_THREAD:  # the monitor stops everything when a worker dies
+            self._stop_worker_monitor()  # while the HTTP processes drain
         deadline = time.monotonic() + self.uvicorn_graceful_timeout
         for process in processes:
             process.join(max(0.0, deadline - time.monotonic()))
         super()._perform_graceful_shutdown(manager, uvicorn_workers, shutdown_reason)
+
+    def _stop_worker_monitor(self) -> None:
+        """LitServe's worker monitor wakes every `monitor_internal` seconds and asks the manager whether to stop. Left
+        running through a stop that outlasts one poll (seen under load), it either found the workers we had just
+        terminated, logged "Worker died" and began a second shutdown, or asked the manager after it had gone and
+        logged "Monitoring worker crashed" with a BrokenPipeError. So: tell it to stop, and wait for its next poll.
+
+        It is told through a local event in place of the manager's: setting that one from here can block for good,
+        because Ctrl+C interrupted this thread inside the proxy's `wait()`, and the manager still serves that call on
+        this thread's connection."""
+        stopped = threading.Event()
+        stopped.set()
+        self._shutdown_event = stopped  # the monitor reads the attribute at each poll; the HTTP processes have theirs
+        for thread in threading.enumerate():
+            if thread.name == MONITOR_THREAD:
+                thread.join(timeout=self.monitor_internal + 1)
 
 
 def build_server(

@@ -117,16 +117,23 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def outliving(pids: set[int], grace: float) -> set[int]:
+    """The processes among `pids` still alive after waiting up to `grace` seconds for all of them to exit. Some exit
+    a moment after the main process, not before it: multiprocessing's resource tracker and the manager read their
+    parent's end of file only once it is gone, and on a loaded machine that moment can be long."""
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
+        time.sleep(0.05)
+    return {p for p in pids if alive(p)}
+
+
 def stop_server(server: Server, timeout: float = 45) -> set[int]:
     """SIGTERM the main process; returns the processes (main or workers) still alive after `timeout`, killed then."""
     family = descendants(server.process.pid) | {server.process.pid}
     server.process.send_signal(signal.SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):
         server.process.wait(timeout=timeout)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and any(alive(p) for p in family):
-        time.sleep(0.1)
-    survivors = {p for p in family if alive(p)}
+    survivors = outliving(family, grace=5)
     for pid in survivors:  # only processes this test started
         os.kill(pid, signal.SIGKILL)
     server.process.poll()

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.service.serving import alive, descendants, start_server
+from tests.service.serving import descendants, outliving, start_server
 
 
 def test_sigterm_finishes_the_stream_in_flight_then_exits(artifacts: Path, tmp_path: Path) -> None:
@@ -35,10 +35,7 @@ def test_sigterm_finishes_the_stream_in_flight_then_exits(artifacts: Path, tmp_p
         assert events[-1]["finish_reason"] == "length" and events[-1]["generated_tokens"] == 1000
         assert len("".join(e.get("text", "") for e in events)) == 1000
         assert server.process.wait(timeout=30) == 0
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and any(alive(p) for p in family):
-            time.sleep(0.1)
-        assert not [p for p in family if alive(p)], "worker processes outlived the server"
+        assert not outliving(family, grace=5), "worker processes outlived the server"
     finally:
         if server.process.poll() is None:
             server.process.kill()
