@@ -1,5 +1,6 @@
-"""How long our server takes to go, all its processes included: after SIGTERM when idle, and after its /generate
-worker is killed in the middle of a stream (the server then exits with status 1 for the orchestrator to restart it).
+"""How long our server takes to go, all its processes included: after SIGTERM when idle, after its /generate worker
+is killed in the middle of a stream (the server then exits with status 1 for the orchestrator to restart it), and
+after SIGTERM during a stream (a drain: how soon new connections are refused, and when the stream ends).
 
     python -m bench.stops [--trials 5]
 
@@ -13,8 +14,10 @@ import argparse
 import contextlib
 import http.client
 import json
+import math
 import os
 import signal
+import socket
 import statistics
 import tempfile
 import time
@@ -71,19 +74,57 @@ def worker_killed_mid_stream(logdir: Path) -> dict[str, str | float | int]:
         stop(running)
 
 
+def drain_refuses_new_connections(logdir: Path) -> dict[str, str | float | int]:
+    """SIGTERM while a 5,000-character stream runs: when a new connection is first refused, and when the stream
+    (which a drain finishes) has ended."""
+    running = start("ours", {"RNNSERVE_MAX_NEW_TOKENS": "5000"}, logdir)
+    try:
+        pids = descendants(running.process.pid) | {running.process.pid}
+        conn = http.client.HTTPConnection("127.0.0.1", running.port, timeout=30)
+        body = json.dumps({"prompt": "KING:", "max_new_tokens": 5000, "stream": True})
+        conn.request("POST", "/generate", body, {"Content-Type": "application/json"})
+        stream = conn.getresponse()
+        stream.readline()
+        sent = time.perf_counter()
+        running.process.send_signal(signal.SIGTERM)
+        refused = math.nan
+        while time.perf_counter() - sent < 10:
+            try:
+                socket.create_connection(("127.0.0.1", running.port), timeout=1).close()
+            except OSError:
+                refused = time.perf_counter() - sent
+                break
+            time.sleep(0.01)
+        stream.read()
+        ended = time.perf_counter() - sent
+        code, seconds = gone(running, pids, sent)
+        return {
+            "scenario": "drain",
+            "exit_code": code,
+            "refused_s": round(refused, 3),
+            "stream_ended_s": round(ended, 3),
+            "seconds": round(seconds, 3),
+        }
+    finally:
+        stop(running)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=5)
     args = parser.parse_args()
-    results: dict[str, list[float]] = {}
+    results: dict[str, list[dict[str, str | float | int]]] = {}
     with tempfile.TemporaryDirectory() as logdir:
         for _ in range(args.trials):
-            for scenario in (sigterm_when_idle, worker_killed_mid_stream):
+            for scenario in (sigterm_when_idle, worker_killed_mid_stream, drain_refuses_new_connections):
                 result = scenario(Path(logdir))
                 print(json.dumps(result), flush=True)
-                results.setdefault(str(result["scenario"]), []).append(float(result["seconds"]))
-    for name, times in results.items():
-        print(f"{name}: median {statistics.median(times):.2f} s (min {min(times):.2f}, max {max(times):.2f})")
+                results.setdefault(str(result["scenario"]), []).append(result)
+    for name, trials in results.items():
+        for figure in [key for key in trials[0] if key.endswith(("seconds", "_s"))]:
+            values = [float(t[figure]) for t in trials]
+            spread = f"min {min(values):.2f}, max {max(values):.2f}"
+            print(f"{name} {figure}: median {statistics.median(values):.2f} ({spread})")
 
 
 if __name__ == "__main__":

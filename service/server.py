@@ -15,6 +15,7 @@ import logging
 import multiprocessing as mp
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import MutableMapping
@@ -22,7 +23,6 @@ from multiprocessing.managers import SyncManager
 from typing import Any
 
 import litserve as ls
-from litserve.transport.process_transport import MPQueueTransport
 
 from service.api_generate import GenerateAPI
 from service.api_ner import NerAPI
@@ -72,22 +72,46 @@ class Server(ls.LitServer):  # type: ignore[misc]  # litserve ships no type hint
     to the manager process, which pickles, locks and answers. Profiled under 32 clients on /sentiment (py-spy), those
     round trips were 44 % of the sentiment worker's time and 29 % of the HTTP process's. A pipe queue's put hands
     the item to a feeder thread and returns (the event loop never blocks on a full pipe); its get reads the pipe.
-    The manager stays for the shared dictionaries. Known cost: a worker killed while it holds a lock of a queue or
+    The manager stays for the shared dictionaries and events (one process, ours, spawned: `_init_manager`). The
+    stop is ours too (`_perform_graceful_shutdown`). Known cost: a worker killed while it holds a lock of a queue or
     pipe would block the others; a dead worker stops the whole server anyway (`main`).
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, manager: SyncManager | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.monitor_internal = MONITOR_POLL_S  # sic: LitServe's name; its default is 2 s
+        self._manager = manager
 
     def _init_manager(self, num_api_servers: int) -> SyncManager:
-        manager: SyncManager = super()._init_manager(num_api_servers)
+        """LitServe's, with our queues and transport, and our manager in place of `mp.Manager()`. That one is a
+        fork of this process made after the listening socket is bound: it held the socket open through a drain, so
+        that new connections waited in its backlog, unanswered, instead of being refused. Ours is spawned (it holds
+        nothing of this process) and one manager process serves both our dictionaries and LitServe's."""
+        manager = self._manager or start_manager()
+        self.transport_config.manager = manager
+        self.transport_config.num_consumers = num_api_servers
+        self.workers_setup_status = manager.dict()
+        self._shutdown_event = manager.Event()
         ctx = mp.get_context("spawn")  # queues go to the workers as Process arguments, to the HTTP processes by fork
-        for path in self.litapi_request_queues:
-            self.litapi_request_queues[path] = ctx.Queue()
-        if isinstance(self._transport, MPQueueTransport):  # type: ignore[has-type]  # set by LitServe
-            self._transport = PipeTransport(num_api_servers, ctx)
+        for lit_api in self.litapi_connector:
+            self.litapi_request_queues[lit_api.api_path] = ctx.Queue()
+        if self._logger_connector._loggers:
+            self.logger_queue = manager.Queue()
+        self._logger_connector.run(self)
+        self._transport = PipeTransport(num_api_servers, ctx)
         return manager
+
+    def _start_server(
+        self, port: int, num_servers: int, log_level: str, sockets: list[socket.socket], *args: Any, **kwargs: Any
+    ) -> dict[Any, Any]:
+        """Fork the HTTP processes, then close this process's copy of the listening socket. Kept open here, it went on
+        taking connections into its backlog after the HTTP processes had closed theirs to drain: a request sent during
+        a drain waited, unanswered, until the whole server had exited or the client gave up. Now it is refused."""
+        workers: dict[Any, Any] = super()._start_server(port, num_servers, log_level, sockets, *args, **kwargs)
+        if all(isinstance(w, mp.process.BaseProcess) for w in workers.values()):  # not threads sharing our copy
+            for sock in sockets:
+                sock.close()
+        return workers
 
     def _perform_graceful_shutdown(
         self, manager: SyncManager, uvicorn_workers: dict[Any, Any], shutdown_reason: str = "normal"
@@ -121,8 +145,17 @@ class Server(ls.LitServer):  # type: ignore[misc]  # litserve ships no type hint
                 thread.join(timeout=self.monitor_internal + 1)
 
 
+def start_manager() -> SyncManager:
+    manager = SyncManager(ctx=mp.get_context("spawn"))
+    manager.start(initializer=die_with_parent)
+    return manager
+
+
 def build_server(
-    settings: Settings, status: WorkerStatus, cancellations: MutableMapping[str, float] | None = None
+    settings: Settings,
+    status: WorkerStatus,
+    cancellations: MutableMapping[str, float] | None = None,
+    manager: SyncManager | None = None,
 ) -> Server:
     facts = manifest_facts(settings)  # a bad artifact stops start-up here, before any worker process starts
     apis: list[ls.LitAPI] = [
@@ -153,6 +186,7 @@ def build_server(
             (RequestObserver, {"metrics_dir": metrics_dir, "access_log": settings.access_log}),
         ],
         callbacks=[WorkerMetrics(metrics_dir)],
+        manager=manager,
     )
     add_inference_routes(server, limited_models(settings.limits()), status, cancellations)
     add_info_route(server, lambda: facts, status)
@@ -176,11 +210,10 @@ def main() -> None:
     logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # shut down like Ctrl+C: workers are stopped too
     os.register_at_fork(after_in_child=forked_http_process)
-    manager = SyncManager(ctx=mp.get_context("spawn"))
-    manager.start(initializer=die_with_parent)
+    manager = start_manager()
     try:
         try:
-            server = build_server(settings, manager.dict(), manager.dict())
+            server = build_server(settings, manager.dict(), manager.dict(), manager)
         except (ArtifactError, ValueError, OSError) as err:
             logger.error("cannot serve: %s", err)
             raise SystemExit(1) from None

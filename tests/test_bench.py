@@ -457,10 +457,12 @@ def test_int8_artifacts_pass_the_servers_checks_and_the_served_table_says_whethe
     assert "int8 does not reach 10×" in "\n".join(int8.render_served({"rounds": 1, "seconds": 3.0, "rows": rows}))
 
 
-def test_stop_timer_sees_a_clean_stop_and_a_failed_one(tmp_path: Path) -> None:
+def test_stop_timer_sees_a_clean_stop_a_failed_one_and_a_drain(tmp_path: Path) -> None:
     from bench import stops
 
     idle = stops.sigterm_when_idle(tmp_path)
     killed = stops.worker_killed_mid_stream(tmp_path)
+    drain = stops.drain_refuses_new_connections(tmp_path)
     assert idle["exit_code"] == 0 and killed["exit_code"] == 1  # an orchestrator must see the failure
     assert float(idle["seconds"]) > 0 and float(killed["seconds"]) > 0
+    assert drain["exit_code"] == 0 and float(drain["refused_s"]) < float(drain["stream_ended_s"])
