@@ -47,6 +47,21 @@ def generate_worker(port: int) -> int:
     return next(int(w["pid"]) for w in workers if w["task"] == "charlm")
 
 
+LONG_STREAMS = {"RNNSERVE_MAX_NEW_TOKENS": "5000"}  # a few seconds of generation (the default limit is 1,000)
+
+
+def long_stream(port: int) -> http.client.HTTPResponse:
+    """A 5,000-character /generate stream, read up to its first event: the generation is under way."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    body = json.dumps({"prompt": "KING:", "max_new_tokens": 5000, "stream": True})
+    conn.request("POST", "/generate", body, {"Content-Type": "application/json"})
+    stream = conn.getresponse()
+    if stream.status != 200:
+        raise RuntimeError(f"/generate answered {stream.status}: {stream.read()[:300]!r}")
+    stream.readline()
+    return stream
+
+
 def sigterm_when_idle(logdir: Path) -> dict[str, str | float | int]:
     running = start("ours", {}, logdir)
     pids = descendants(running.process.pid) | {running.process.pid}
@@ -57,14 +72,10 @@ def sigterm_when_idle(logdir: Path) -> dict[str, str | float | int]:
 
 
 def worker_killed_mid_stream(logdir: Path) -> dict[str, str | float | int]:
-    running = start("ours", {}, logdir)
+    running = start("ours", LONG_STREAMS, logdir)
     try:
         pids = descendants(running.process.pid) | {running.process.pid}
-        conn = http.client.HTTPConnection("127.0.0.1", running.port, timeout=30)
-        body = json.dumps({"prompt": "KING:", "max_new_tokens": 5000, "stream": True})
-        conn.request("POST", "/generate", body, {"Content-Type": "application/json"})
-        stream = conn.getresponse()
-        stream.readline()  # the first event: the generation is under way
+        stream = long_stream(running.port)
         killed = time.perf_counter()
         os.kill(generate_worker(running.port), signal.SIGKILL)
         stream.read()  # its `event: error` and the end
@@ -77,14 +88,10 @@ def worker_killed_mid_stream(logdir: Path) -> dict[str, str | float | int]:
 def drain_refuses_new_connections(logdir: Path) -> dict[str, str | float | int]:
     """SIGTERM while a 5,000-character stream runs: when a new connection is first refused, and when the stream
     (which a drain finishes) has ended."""
-    running = start("ours", {"RNNSERVE_MAX_NEW_TOKENS": "5000"}, logdir)
+    running = start("ours", LONG_STREAMS, logdir)
     try:
         pids = descendants(running.process.pid) | {running.process.pid}
-        conn = http.client.HTTPConnection("127.0.0.1", running.port, timeout=30)
-        body = json.dumps({"prompt": "KING:", "max_new_tokens": 5000, "stream": True})
-        conn.request("POST", "/generate", body, {"Content-Type": "application/json"})
-        stream = conn.getresponse()
-        stream.readline()
+        stream = long_stream(running.port)
         sent = time.perf_counter()
         running.process.send_signal(signal.SIGTERM)
         refused = math.nan
