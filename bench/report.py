@@ -522,8 +522,7 @@ def sweep(r: dict[str, Any]) -> str:
         f"{point.get('rounds', 1)} rounds of {point['seconds']:.1f} s, and the table shows the median (each round in "
         "brackets: their spread is this machine's noise). Score: the geometric mean of /sentiment and /ner req/s at "
         "32 clients and /generate chars/s at 4 streams, relative to the defaults. Best in this run: "
-        f"**{pick}**. Rows with `RNNSERVE_BENCH_VARIANT` are candidate code changes (bench/variant_server.py), not "
-        "settings of the service."
+        f"**{pick}**."
     )
     return _table(head, rows) + note
 

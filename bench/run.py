@@ -40,8 +40,6 @@ SWEEP: list[dict[str, str]] = [
     {"RNNSERVE_BATCH_TIMEOUT": "0.002"},
     {"RNNSERVE_API_SERVERS": "1"},
 ]
-# Candidate code changes can be measured the same way with bench/variant_server.py, e.g. adding
-# {"RNNSERVE_BENCH_VARIANT": "fastqueue"} (LitServe's ZeroMQ response transport) to SWEEP.
 
 
 def machine() -> dict[str, Any]:
@@ -196,7 +194,6 @@ def main(argv: list[str] | None = None) -> None:
                 args.sweep_seconds,
                 args.sweep_rounds,
                 args.logs,
-                lambda combo: "ours-variant" if "RNNSERVE_BENCH_VARIANT" in combo else "ours",
                 say,
             )
         phase("sweep")

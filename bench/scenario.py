@@ -217,12 +217,11 @@ def sweep(
     seconds: float,
     rounds: int,
     logdir: Path,
-    kind_of: Any = lambda combo: "ours",
     log: Any = print,
 ) -> list[dict[str, Any]]:
     """The figures the defaults are chosen on, for each settings combination, measured by `alternate`. Each point
     reports the median of its rounds and the rounds."""
-    running = start_all([(kind_of(combo), {**env, **combo}) for combo in combos], logdir)
+    running = start_all([("ours", {**env, **combo}) for combo in combos], logdir)
     try:
         out = [
             {"env": combo, "startup_s": r.startup_s, "memory": asdict(servers.memory(r.pids()))}

@@ -23,7 +23,6 @@ COMMANDS = {
     "ours": [sys.executable, "-m", "service.server"],
     "fastapi-torch": [sys.executable, "-m", "bench.baseline_fastapi"],
     "litserve-torch": [sys.executable, "-m", "bench.baseline_litserve_torch"],
-    "ours-variant": [sys.executable, "-m", "bench.variant_server"],  # RNNSERVE_BENCH_VARIANT=...
 }
 
 
