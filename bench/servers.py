@@ -98,6 +98,15 @@ def stop(running: Running, wait: float = 20.0) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def alive(pid: int) -> bool:
+    """Whether the process runs: a zombie (exited, not yet reaped) does not."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def descendants(pid: int) -> set[int]:
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):

@@ -11,7 +11,6 @@ exited and no process it started is left (multiprocessing's resource tracker goe
 from __future__ import annotations
 
 import argparse
-import contextlib
 import http.client
 import json
 import math
@@ -23,21 +22,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.servers import Running, descendants, start, stop
+from bench.servers import Running, alive, start, stop
 
 
 def gone(running: Running, pids: set[int], since: float) -> tuple[int, float]:
     """Wait for the main process and then every process of the tree; the exit code and seconds since `since`."""
     code = running.process.wait(60)
-    while any(Path(f"/proc/{p}").exists() and not zombie(p) for p in pids):
+    while any(alive(p) for p in pids):
         time.sleep(0.005)
     return code, time.perf_counter() - since
-
-
-def zombie(pid: int) -> bool:
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    return False  # gone between the two looks
 
 
 def generate_worker(port: int) -> int:
@@ -64,7 +57,7 @@ def long_stream(port: int) -> http.client.HTTPResponse:
 
 def sigterm_when_idle(logdir: Path) -> dict[str, str | float | int]:
     running = start("ours", {}, logdir)
-    pids = descendants(running.process.pid) | {running.process.pid}
+    pids = set(running.pids())
     sent = time.perf_counter()
     running.process.send_signal(signal.SIGTERM)
     code, seconds = gone(running, pids, sent)
@@ -74,7 +67,7 @@ def sigterm_when_idle(logdir: Path) -> dict[str, str | float | int]:
 def worker_killed_mid_stream(logdir: Path) -> dict[str, str | float | int]:
     running = start("ours", LONG_STREAMS, logdir)
     try:
-        pids = descendants(running.process.pid) | {running.process.pid}
+        pids = set(running.pids())
         stream = long_stream(running.port)
         killed = time.perf_counter()
         os.kill(generate_worker(running.port), signal.SIGKILL)
@@ -90,7 +83,7 @@ def drain_refuses_new_connections(logdir: Path) -> dict[str, str | float | int]:
     (which a drain finishes) has ended."""
     running = start("ours", LONG_STREAMS, logdir)
     try:
-        pids = descendants(running.process.pid) | {running.process.pid}
+        pids = set(running.pids())
         stream = long_stream(running.port)
         sent = time.perf_counter()
         running.process.send_signal(signal.SIGTERM)

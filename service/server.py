@@ -87,7 +87,7 @@ class Server(ls.LitServer):  # type: ignore[misc]  # litserve ships no type hint
         fork of this process made after the listening socket is bound: it held the socket open through a drain, so
         that new connections waited in its backlog, unanswered, instead of being refused. Ours is spawned (it holds
         nothing of this process) and one manager process serves both our dictionaries and LitServe's."""
-        manager = self._manager or start_manager()
+        manager = start_manager() if self._manager is None else self._manager
         self.transport_config.manager = manager
         self.transport_config.num_consumers = num_api_servers
         self.workers_setup_status = manager.dict()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.servers import descendants  # one /proc walker for the tests and the benchmark
+from bench.servers import alive, descendants  # one /proc walker for the tests and the benchmark
 
 REPO = Path(__file__).resolve().parents[2]
 TORCH_BLOCKER = 'raise ImportError("torch must not be imported by the serving process")\n'
@@ -107,14 +107,6 @@ def processes_with_env(name: str, value: str) -> set[int]:
         except (OSError, ValueError):
             continue
     return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def outliving(pids: set[int], grace: float) -> set[int]:
