@@ -49,7 +49,7 @@ def build_app(artifacts: Path) -> FastAPI:
     @app.post("/ner")
     def ner_route(request: NerRequest) -> object:
         batch = ner_model.batch([ner_model.decode(request)])
-        (output,) = ner.unbatch(ner_model.predict(batch), batch, ner_model.allowed)
+        (output,) = ner.unbatch(ner_model.predict(batch), batch, ner_model.decoder)
         return ner.annotate(output, ner_model.tags, model_id["ner"])
 
     @app.post("/generate")

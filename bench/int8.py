@@ -39,7 +39,7 @@ from bench.payloads import DATA, bodies, conll_sentences, sst2_sentences
 from bench.scenario import Load, alternate, start_all, stop_all
 from rnntext.encoders import NerEncoder, SentimentEncoder
 from rnntext.manifest import file_sha256
-from rnntext.tags import allowed_transitions, constrained_decode_batch
+from rnntext.tags import TagDecoder
 from service.runtime import OnnxModel, session_options
 from training.data import read_labeled_tsv, split_off, sst_sentence_split
 from training.evaluate import evaluate_ner, sentiment_probs
@@ -87,8 +87,8 @@ def sentiment_quality(model: OnnxModel, data: Path) -> dict[str, float]:
 
 def ner_quality(model: OnnxModel, data: Path) -> dict[str, float]:
     assert isinstance(model.encoder, NerEncoder) and model.manifest.tags
-    scores = evaluate_ner(model.session, model.encoder, model.manifest.tags, data / "conll2003" / "valid.txt")
-    return {"CoNLL-2003 valid entity F1": scores["f1"]}
+    scores = evaluate_ner(model.session, model.encoder, model.manifest, data / "conll2003" / "valid.txt")
+    return {"CoNLL-2003 valid entity F1": scores["f1_given"]}
 
 
 def answers(task: str, model: OnnxModel, feeds: dict[str, Any], scores: np.ndarray) -> list[Any]:
@@ -96,7 +96,7 @@ def answers(task: str, model: OnnxModel, feeds: dict[str, Any], scores: np.ndarr
     if task == "sentiment":
         return list(scores.argmax(axis=1))
     assert model.manifest.tags
-    return constrained_decode_batch(scores, feeds["lengths"], allowed_transitions(model.manifest.tags))
+    return TagDecoder.for_tags(model.manifest.tags, model.manifest.decoding).decode_batch(scores, feeds["lengths"])
 
 
 def consistency(task: str, model: OnnxModel, feeds: dict[str, Any]) -> dict[str, float]:

@@ -48,6 +48,7 @@ class Manifest(BaseModel):
     metrics: dict[str, Any] = Field(default_factory=dict)
     training: dict[str, Any] = Field(default_factory=dict)
     parity: dict[str, Any] = Field(default_factory=dict)
+    decoding: dict[str, Any] | None = Field(default=None, description="e.g. a NER CRF's transition scores")
 
     @property
     def model_id(self) -> str:

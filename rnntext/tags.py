@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -54,13 +55,26 @@ def allowed_transitions(tags: Sequence[str]) -> npt.NDArray[np.bool_]:
     return allowed
 
 
-def constrained_decode(log_probs: npt.NDArray[np.floating], allowed: npt.NDArray[np.bool_]) -> list[int]:
+class Transitions(NamedTuple):
+    """A CRF's learned scores: `scores[i, j]` for tag j after tag i (row `len(tags)`: the start), `end[j]` for a
+    sentence ending on tag j. Without them, decoding is plain constrained Viterbi (every allowed move scores 0)."""
+
+    scores: npt.NDArray[np.float32]  # [tags + 1, tags]
+    end: npt.NDArray[np.float32]  # [tags]
+
+
+def constrained_decode(
+    log_probs: npt.NDArray[np.floating], allowed: npt.NDArray[np.bool_], transitions: Transitions | None = None
+) -> list[int]:
     """Viterbi over per-token tag log-probabilities, forbidding invalid BIO transitions (e.g. O -> I-PER)."""
-    return constrained_decode_batch(log_probs[None], np.array([len(log_probs)]), allowed)[0]
+    return constrained_decode_batch(log_probs[None], np.array([len(log_probs)]), allowed, transitions)[0]
 
 
 def constrained_decode_batch(
-    log_probs: npt.NDArray[np.floating], lengths: npt.NDArray[np.integer], allowed: npt.NDArray[np.bool_]
+    log_probs: npt.NDArray[np.floating],
+    lengths: npt.NDArray[np.integer],
+    allowed: npt.NDArray[np.bool_],
+    transitions: Transitions | None = None,
 ) -> list[list[int]]:
     """`constrained_decode` for a padded batch ([batch, time, tags], row i is `lengths[i]` tokens long), stepping
     the rows together: a few numpy calls per time step, not per step and sentence (11 CoNLL-sized sentences:
@@ -69,6 +83,10 @@ def constrained_decode_batch(
     if steps == 0:
         return [[] for _ in range(batch)]
     penalty = np.where(allowed, 0.0, -np.inf).astype(log_probs.dtype)  # [from tag or start, to tag]
+    end = np.zeros(n, dtype=log_probs.dtype)
+    if transitions is not None:
+        penalty = penalty + transitions.scores.astype(log_probs.dtype)
+        end = transitions.end.astype(log_probs.dtype)
     order = np.argsort(-lengths, kind="stable")
     scores, ends = log_probs[order], lengths[order]
     running = (ends[None, :] > np.arange(steps)[:, None]).sum(axis=1)  # rows still running at each step
@@ -80,7 +98,8 @@ def constrained_decode_batch(
         best = candidates.argmax(axis=1)
         back[:k, t] = best
         score[:k] = np.take_along_axis(candidates, best[:, None, :], axis=1)[:, 0] + scores[:k, t]
-    tag = score.argmax(axis=1)  # each row's best final tag, kept until the walk back reaches its last token
+    # Each row's best final tag (its score frozen once the row ended), kept until the walk back reaches its end.
+    tag = (score + end).argmax(axis=1)
     path = np.zeros((batch, steps), dtype=np.intp)
     rows = np.arange(batch)
     for t in range(steps - 1, -1, -1):
@@ -91,6 +110,30 @@ def constrained_decode_batch(
     for i, row in enumerate(order):
         decoded[row] = path[i, : ends[i]].tolist()
     return decoded
+
+
+@dataclass(frozen=True)
+class TagDecoder:
+    """How a tagger's per-token scores become tags: Viterbi with invalid BIO moves forbidden, plus a CRF's learned
+    transition scores when the artifact ships them (its manifest's `decoding` block)."""
+
+    tags: tuple[str, ...]
+    allowed: npt.NDArray[np.bool_]
+    transitions: Transitions | None = None
+
+    @classmethod
+    def for_tags(cls, tags: Sequence[str], decoding: Mapping[str, Any] | None = None) -> TagDecoder:
+        transitions = None
+        if decoding and "transitions" in decoding:
+            scores = np.array(decoding["transitions"], np.float32)
+            end = np.array(decoding["end"], np.float32)
+            if scores.shape != (len(tags) + 1, len(tags)) or end.shape != (len(tags),):
+                raise ValueError(f"CRF scores of shape {scores.shape} and {end.shape} do not fit {len(tags)} tags")
+            transitions = Transitions(scores, end)
+        return cls(tuple(tags), allowed_transitions(tags), transitions)
+
+    def decode_batch(self, log_probs: npt.NDArray[np.floating], lengths: npt.NDArray[np.integer]) -> list[list[int]]:
+        return constrained_decode_batch(log_probs, lengths, self.allowed, self.transitions)
 
 
 def entity_scores(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> dict[str, dict[str, float]]:

@@ -1,5 +1,7 @@
 """Word tokenization with character offsets, close to the Penn-Treebank style of SST-2 and CoNLL-2003.
 
+Social-media text keeps its units whole: a URL, an e-mail address, an @mention and a #hashtag are one token each.
+
 Both datasets were tokenized PTB-style ("do n't", "it 's", punctuation apart, "U.S." kept whole), so raw user
 text is split the same way before its words are looked up. Every token carries its [start, end) offsets into
 the original text, which /ner returns to clients.
@@ -12,7 +14,10 @@ from typing import NamedTuple
 
 _TOKEN = re.compile(
     r"""
-      \w+(?=n't\b)                      # "do" of "don't": PTB splits the negation off
+      (?:https?://|www\.)[^\s<>"]*[^\s<>".,;:!?)\]}'"]  # URLs, whole, without the punctuation that ends a sentence
+    | [\w.+-]+@[\w-]+(?:\.[\w-]+)+       # e-mail addresses
+    | (?<!\w)[@\#]\w+                   # @mentions and #hashtags
+    | \w+(?=n't\b)                      # "do" of "don't": PTB splits the negation off
     | n't\b
     | '(?:s|re|ve|ll|d|m)\b             # clitics: "it 's", "we 're"
     | (?:[^\W\d_]\.){2,}                # abbreviations: U.S., e.g.

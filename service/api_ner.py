@@ -39,7 +39,7 @@ class NerAPI(ls.LitAPI):  # type: ignore[misc]  # litserve ships no type hints
         return self.model.predict(batch), batch
 
     def unbatch(self, output: tuple[FloatArray, NerBatch]) -> list[NerOutput]:
-        return ner.unbatch(*output, self.model.allowed)
+        return ner.unbatch(*output, self.model.decoder)
 
     def encode_response(self, output: NerOutput) -> bytes:  # JSON: see service.routes.json_answer
         return pydantic_core.to_json(ner.annotate(output, self.model.tags, self.model_id))

@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rnntext.encoders import IntArray, NerEncoder, NerFeatures, pad
-from rnntext.tags import allowed_transitions, constrained_decode_batch, spans
+from rnntext.tags import TagDecoder, spans
 from rnntext.tokenize import Token, join_tokens
 from service.runtime import ArtifactError, OnnxModel, check_width
 from service.schemas import NerEntity, NerRequest, NerResponse, NerToken
@@ -49,7 +49,10 @@ class NerModel:
         if not isinstance(model.encoder, NerEncoder) or not model.manifest.tags:
             raise ArtifactError(f"{model.directory / 'manifest.json'}: task check failed: not a NER artifact")
         self.model, self.encoder, self.tags = model, model.encoder, model.manifest.tags
-        self.allowed = allowed_transitions(self.tags)
+        try:
+            self.decoder = TagDecoder.for_tags(self.tags, model.manifest.decoding)
+        except ValueError as err:
+            raise ArtifactError(f"{model.directory / 'manifest.json'}: decoding: {err}") from err
         self.word_pad = model.encoder.words.pad_id or 0
         self.char_pad = model.encoder.chars.pad_id or 0
         self.output_name = next(iter(model.manifest.io.outputs))
@@ -75,9 +78,9 @@ class NerModel:
         check_width(self.model, log_probs, self.tags, "tags")
 
 
-def unbatch(log_probs: FloatArray, batch: NerBatch, allowed: npt.NDArray[np.bool_]) -> list[NerOutput]:
+def unbatch(log_probs: FloatArray, batch: NerBatch, decoder: TagDecoder) -> list[NerOutput]:
     """Per request: its log-probabilities and its tags, decoded for the whole batch at once."""
-    paths = constrained_decode_batch(log_probs, batch.lengths, allowed)
+    paths = decoder.decode_batch(log_probs, batch.lengths)
     return [
         NerOutput(item, log_probs[i, : len(item.tokens)], path)
         for i, (item, path) in enumerate(zip(batch.inputs, paths, strict=True))

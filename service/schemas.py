@@ -21,7 +21,7 @@ from rnntext.tokenize import tokenize
 MAX_TEXT_CHARS = 10_000  # /sentiment and /ner texts, /generate prompts
 MAX_BATCH_TEXTS = 64  # /sentiment {"texts": [...]}
 MAX_NER_TOKENS = 512  # words in one /ner request
-MAX_TOKEN_CHARS = 100  # one pre-tokenized /ner token
+MAX_TOKEN_CHARS = 4096  # one pre-tokenized /ner token: room for a real URL (browsers keep 2,000+ characters)
 MAX_NEW_TOKENS = 1000  # characters one /generate call may produce
 MAX_STOP_SEQUENCES = 4
 MAX_STOP_CHARS = 64

@@ -21,8 +21,9 @@ import onnxruntime as ort
 from rnntext.artifact import load_encoder
 from rnntext.encoders import CharEncoder, NerEncoder, SentimentEncoder, pad
 from rnntext.manifest import Manifest
-from rnntext.tags import allowed_transitions, constrained_decode_batch, entity_scores
+from rnntext.tags import TagDecoder
 from training.data import read_conll, read_labeled_tsv
+from training.ner_eval import variant_scores
 
 
 def evaluate_sentiment(
@@ -65,19 +66,23 @@ def artifact_sentiment_probs(directory: Path, texts: list[str], max_tokens: int)
 
 
 def evaluate_ner(
-    session: ort.InferenceSession, encoder: NerEncoder, tags: list[str], path: Path, batch: int = 64
+    session: ort.InferenceSession, encoder: NerEncoder, manifest: Manifest, path: Path
 ) -> dict[str, float]:
-    sentences = read_conll(path)
-    allowed = allowed_transitions(tags)
-    predicted = []
-    for i in range(0, len(sentences), batch):
-        features = [encoder.encode(s.words) for s in sentences[i : i + batch]]
-        words, lengths = pad([f.words for f in features], encoder.words.pad_id or 0)
-        chars, _ = pad([f.chars for f in features], encoder.chars.pad_id or 0)
+    """Entity F1 overall and per type for tokens as given, lower-cased and upper-cased, and on raw text."""
+    sentences = [(s.words, s.tags) for s in read_conll(path)]
+
+    def log_probs_of(words: np.ndarray, chars: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         (log_probs,) = session.run(None, {"words": words, "chars": chars, "lengths": lengths})
-        predicted += [[tags[t] for t in path] for path in constrained_decode_batch(log_probs, lengths, allowed)]
-    scores = entity_scores([s.tags for s in sentences], predicted)
-    return {"f1": scores["overall"]["f1"], **{f"f1_{k}": v["f1"] for k, v in scores.items() if k != "overall"}}
+        return np.asarray(log_probs)
+
+    scores = variant_scores(
+        log_probs_of, encoder, TagDecoder.for_tags(manifest.tags or [], manifest.decoding), sentences
+    )
+    return {
+        f"f1_{variant}{'' if label == 'overall' else '_' + label}": round(s["f1"], 2)
+        for variant, by_label in scores.items()
+        for label, s in by_label.items()
+    }
 
 
 def evaluate_charlm(
@@ -112,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     if isinstance(encoder, SentimentEncoder):
         result = evaluate_sentiment(session, encoder, args.data, args.limit, args.seed)
     elif isinstance(encoder, NerEncoder):
-        result = evaluate_ner(session, encoder, manifest.tags or [], args.data)
+        result = evaluate_ner(session, encoder, manifest, args.data)
     else:
         result = evaluate_charlm(session, encoder, manifest, args.data, args.tail)
     print(json.dumps({"model": manifest.model_id, "data": args.data.name, **result}, indent=1))

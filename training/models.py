@@ -8,6 +8,7 @@ Python loop over time would be traced into a graph of fixed length.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from training.cells import Recurrent, make_recurrent, run_padded, to_torch_layer
@@ -23,17 +24,43 @@ def fuse_for_export(model: nn.Module) -> nn.Module:
     return model
 
 
-class CharLM(nn.Module):
-    """Next-character model with a stateful signature: (tokens, h0, c0) -> (logits, hn, cn)."""
+def locked_dropout(x: Tensor, p: float, training: bool) -> Tensor:
+    """Variational dropout on [batch, time, features]: one mask per sequence, the same at every step."""
+    if not training or p == 0.0:
+        return x
+    mask = x.new_empty(x.shape[0], 1, x.shape[2]).bernoulli_(1 - p) / (1 - p)
+    return x * mask
 
-    def __init__(self, vocab_size: int, embed: int, hidden: int, layers: int, dropout: float, cell: str) -> None:
+
+class CharLM(nn.Module):
+    """Next-character model with a stateful signature: (tokens, h0, c0) -> (logits, hn, cn).
+
+    Regularised as AWD-LSTM is (Merity et al. 2017), in training only: `weight_drop` drops hidden-to-hidden
+    weights (one mask per batch, so the recurrence itself is regularised), `embed_drop` and `dropout` are locked
+    dropout on the LSTM's input and output. The exported graph is the plain fused LSTM (eval mode uses no masks).
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embed: int,
+        hidden: int,
+        layers: int,
+        dropout: float,
+        cell: str,
+        weight_drop: float = 0.0,
+        embed_drop: float | None = None,
+    ) -> None:
         super().__init__()
         if cell not in ("torch-lstm", "lstm"):
             raise ValueError("the char LM's stateful ONNX signature carries (h, c): use an LSTM cell")
+        if weight_drop and cell != "torch-lstm":
+            raise ValueError("weight drop is implemented on torch's fused LSTM: use --cell=torch-lstm")
         self.hidden, self.layers = hidden, layers
+        self.dropout, self.weight_drop = dropout, weight_drop
+        self.embed_drop = dropout if embed_drop is None else embed_drop
         self.embed = nn.Embedding(vocab_size, embed)
         self.rnn = make_recurrent(cell, embed, hidden, layers, bidirectional=False, dropout=dropout)
-        self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(hidden, vocab_size)
 
     def initial_state(self, batch: int) -> tuple[Tensor, Tensor]:
@@ -41,8 +68,16 @@ class CharLM(nn.Module):
         return zeros, zeros.clone()
 
     def forward(self, tokens: Tensor, h0: Tensor, c0: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        out, (hn, cn) = self.rnn(self.drop(self.embed(tokens)), (h0, c0))
-        return self.head(self.drop(out)), hn, cn
+        x = locked_dropout(self.embed(tokens), self.embed_drop, self.training)
+        if self.training and self.weight_drop:
+            weights = {
+                name: F.dropout(w, self.weight_drop) if name.startswith("weight_hh") else w
+                for name, w in self.rnn.named_parameters()
+            }
+            out, (hn, cn) = torch.func.functional_call(self.rnn, weights, (x, (h0, c0)))
+        else:
+            out, (hn, cn) = self.rnn(x, (h0, c0))
+        return self.head(locked_dropout(out, self.dropout, self.training)), hn, cn
 
 
 class SentimentClassifier(nn.Module):
@@ -99,7 +134,10 @@ class SentimentMember(nn.Module):
 
 
 class NerTagger(nn.Module):
-    """Word embedding + character CNN features -> bidirectional LSTM -> per-token tag log-probabilities."""
+    """Word embedding + character CNN features -> bidirectional LSTM -> per-token tag log-probabilities.
+
+    `crf` (a `training.crf.CRF`) is held here so that the optimiser, the checkpoints and the best weights carry
+    its transition scores with the network's."""
 
     def __init__(
         self,
@@ -115,8 +153,10 @@ class NerTagger(nn.Module):
         cell: str,
         pad_id: int,
         char_pad_id: int,
+        crf: nn.Module | None = None,
     ) -> None:
         super().__init__()
+        self.crf = crf  # trained with the network; not part of the exported graph (its scores ship in the manifest)
         self.word_embed = nn.Embedding(words, word_embed, padding_idx=pad_id)
         self.char_embed = nn.Embedding(chars, char_embed, padding_idx=char_pad_id)
         self.char_conv = nn.Conv1d(char_embed, char_filters, kernel_size=3, padding=1)

@@ -95,6 +95,31 @@ def test_ner_contract_text_and_tokens(client: httpx.Client) -> None:
 
 
 @pytest.mark.parametrize(
+    "text",
+    [
+        "barack obama visited paris and met angela merkel",
+        "Barack Obama visited Paris and met Angela Merkel",
+        "BARACK OBAMA VISITED PARIS AND MET ANGELA MERKEL",
+    ],
+)
+def test_ner_finds_the_entities_in_any_casing(client: httpx.Client, text: str) -> None:
+    body = NerResponse.model_validate(client.post("/ner", json={"text": text}).json())
+    found = [(e.text.lower(), e.label) for e in body.entities]
+    assert found == [("barack obama", "PER"), ("paris", "LOC"), ("angela merkel", "PER")]
+
+
+def test_ner_keeps_urls_mentions_and_hashtags_whole(client: httpx.Client) -> None:
+    url = "https://www.example.com/news/" + "a1-" * 700  # a real tweet's link can be this long
+    text = f"@jane_doe loved #Paris with Angela Merkel, see {url}"
+    body = NerResponse.model_validate(client.post("/ner", json={"text": text}).json())
+    assert [t.text for t in body.tokens] == ["@jane_doe", "loved", "#Paris", "with", "Angela", "Merkel", ",", "see", url]
+    assert all(text[t.start : t.end] == t.text for t in body.tokens)
+    assert ("Angela Merkel", "PER") in [(e.text, e.label) for e in body.entities]
+    pre = client.post("/ner", json={"tokens": ["see", url]})
+    assert pre.status_code == 200, pre.text
+
+
+@pytest.mark.parametrize(
     ("path", "body", "field"),
     [
         ("/generate", {"temperature": -1}, "temperature"),

@@ -58,6 +58,8 @@ def test_charlm_short_run_learns_and_exports(data_dir: Path, tmp_path: Path) -> 
     manifest = check_artifact(out, "charlm")
     vocab_size = manifest.architecture["vocab"]
     assert manifest.metrics["valid_loss"] < 0.85 * np.log(vocab_size)  # well below a uniform guess
+    assert len(manifest.metrics["probe_losses"]) == 4 and all(p["loss"] > 0 for p in manifest.metrics["probe_losses"])
+    assert "--weight-drop=" in manifest.training["command"] and "--max-chars=50000" in manifest.training["command"]
 
 
 def test_sentiment_short_run_learns_and_exports(data_dir: Path, tmp_path: Path) -> None:
@@ -144,6 +146,11 @@ def test_ner_short_run_learns_and_exports(data_dir: Path, tmp_path: Path) -> Non
     manifest = check_artifact(out, "ner")
     assert manifest.tags is not None and len(manifest.tags) == 9
     assert manifest.metrics["valid_f1"] > 10.0  # entities found at all after seconds of training
+    assert {"given", "lower", "upper", "text"} <= set(manifest.metrics["valid_variant_scores"])
+    assert manifest.metrics["valid_f1_lower"] > 5.0  # case augmentation: lower-cased text is not hopeless
+    crf = manifest.decoding
+    assert crf is not None and len(crf["transitions"]) == 10 and len(crf["end"]) == 9  # start row + 9 tags
+    assert manifest.training["command"].startswith("python -m training.train_ner --out=")
 
 
 def test_from_scratch_cell_trains_and_exports(data_dir: Path, tmp_path: Path) -> None:

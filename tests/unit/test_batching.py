@@ -56,7 +56,7 @@ def test_sentiment_unbatch_splits_by_request() -> None:
 
 def ner_answers(model: NerModel, requests: list[NerRequest]) -> list[dict[str, object]]:
     batch = model.batch([model.decode(r) for r in requests])
-    outputs = ner.unbatch(model.predict(batch), batch, model.allowed)
+    outputs = ner.unbatch(model.predict(batch), batch, model.decoder)
     return [ner.annotate(o, model.tags, "m").model_dump() for o in outputs]
 
 

@@ -56,3 +56,37 @@ def test_join_tokens_offsets(words: list[str]) -> None:
 @given(st.text())
 def test_words_without_offsets_are_the_same_tokens(text: str) -> None:
     assert tokenize_words(text) == texts(text)
+
+
+def test_urls_mentions_and_hashtags_are_one_token_each() -> None:
+    url = "https://example.com/a/b_(c)?q=1&r=%20x#frag"
+    text = f"@BarackObama met #Merkel in Paris: {url}. Mail me at jo.doe+ner@mail.example.org, or www.bbc.co.uk!"
+    tokens = tokenize(text)
+    assert [t.text for t in tokens] == [
+        "@BarackObama",
+        "met",
+        "#Merkel",
+        "in",
+        "Paris",
+        ":",
+        url,
+        ".",
+        "Mail",
+        "me",
+        "at",
+        "jo.doe+ner@mail.example.org",
+        ",",
+        "or",
+        "www.bbc.co.uk",
+        "!",
+    ]
+    assert all(text[t.start : t.end] == t.text for t in tokens)
+
+
+def test_a_url_thousands_of_characters_long_is_one_token() -> None:
+    url = "https://t.co/" + "aB3-_" * 500
+    assert texts(f"read ({url}) now") == ["read", "(", url, ")", "now"]
+
+
+def test_at_and_hash_inside_words_are_not_mentions() -> None:
+    assert texts("C# and a@b") == ["C", "#", "and", "a", "@", "b"]
