@@ -1,5 +1,6 @@
-"""service.routes without worker processes: a fake LitServer whose queue answers with scripted worker messages,
-so the error paths (which a healthy model never takes) are tested over the real FastAPI routes."""
+"""service.web.routes, through service.litserve_ext.client, without worker processes: a fake LitServer whose queue
+answers with scripted worker messages, so the error paths (which a healthy model never takes) are tested over the
+real FastAPI routes."""
 
 from __future__ import annotations
 
@@ -17,26 +18,28 @@ import litserve as ls
 import pytest
 from fastapi import FastAPI, HTTPException
 from fastapi.testclient import TestClient
-from litserve.utils import LitAPIStatus, ResponseBufferItem
+from litserve.utils import ResponseBufferItem
 
-from service import routes
-from service.routes import add_inference_routes, add_validation_handler
+from service.limits import Limits
+from service.litserve_ext import client as worker_client
+from service.litserve_ext.protocol import END, ERROR, OK
 from service.schemas import (
     GeneratePiece,
     GenerateRequest,
-    Limits,
     NerResponse,
     SentimentRequest,
     SentimentResponse,
     limited_models,
 )
+from service.web import routes
+from service.web.routes import add_inference_routes, add_validation_handler
 
 Message = tuple[Any, str]
 
 
 def piece(text: str, finish: str | None = None) -> Message:
     final = {"finish_reason": finish, "generated_tokens": 3, "model": "m@1"} if finish else {}
-    return GeneratePiece(text=text, **final).model_dump_json() + "\n", LitAPIStatus.OK  # type: ignore[arg-type]
+    return GeneratePiece(text=text, **final).model_dump_json() + "\n", OK  # type: ignore[arg-type]
 
 
 @dataclass
@@ -56,7 +59,7 @@ class ScriptedQueue:
             return
         if self.streaming:
             assert item.response_queue is not None
-            item.response_queue.extend([*messages, ("", LitAPIStatus.FINISH_STREAMING)])
+            item.response_queue.extend([*messages, ("", END)])
         else:
             item.response = messages[0]
         item.event.set()
@@ -101,7 +104,7 @@ def test_streamed_pieces_become_server_sent_events(fake: tuple[FakeServer, TestC
 
 def test_error_after_the_first_piece_is_an_error_event(fake: tuple[FakeServer, TestClient]) -> None:
     server, client = fake
-    server.script.append([piece("ab"), (pickle.dumps(RuntimeError("boom")), LitAPIStatus.ERROR)])
+    server.script.append([piece("ab"), (pickle.dumps(RuntimeError("boom")), ERROR)])
     r = client.post("/generate", json={"prompt": "x", "stream": True})
     assert r.status_code == 200
     assert r.text.endswith('event: error\ndata: {"status": 500, "detail": "the model failed on this request (see the '
@@ -111,10 +114,10 @@ def test_error_after_the_first_piece_is_an_error_event(fake: tuple[FakeServer, T
 
 def test_error_before_the_first_piece_is_an_http_error(fake: tuple[FakeServer, TestClient]) -> None:
     server, client = fake
-    server.script.append([(HTTPException(504, "Request timed out"), LitAPIStatus.ERROR)])
+    server.script.append([(HTTPException(504, "Request timed out"), ERROR)])
     r = client.post("/generate", json={"prompt": "x", "stream": True})
     assert r.status_code == 504 and r.json() == {"detail": "Request timed out"}
-    server.script.append([(pickle.dumps(ValueError("x")), LitAPIStatus.ERROR)])
+    server.script.append([(pickle.dumps(ValueError("x")), ERROR)])
     assert client.post("/generate", json={"prompt": "x"}).status_code == 500
 
 
@@ -128,11 +131,11 @@ def test_plain_generate_is_one_json_body(fake: tuple[FakeServer, TestClient]) ->
 def test_regular_routes_pass_the_worker_answer_or_its_error(fake: tuple[FakeServer, TestClient]) -> None:
     server, client = fake
     answer = SentimentResponse(label="positive", score=0.9, scores={"negative": 0.1, "positive": 0.9}, model="m@1")
-    server.script.append([(answer.model_dump_json().encode(), LitAPIStatus.OK)])  # workers answer in JSON
+    server.script.append([(answer.model_dump_json().encode(), OK)])  # workers answer in JSON
     r = client.post("/sentiment", json={"text": "good"})
     assert r.headers["content-type"] == "application/json" and r.json() == answer.model_dump()
     assert type(server.litapi_request_queues["/sentiment"].payloads[0]) is SentimentRequest
-    server.script.append([(pickle.dumps(KeyError("secret text")), LitAPIStatus.ERROR)])
+    server.script.append([(pickle.dumps(KeyError("secret text")), ERROR)])
     r = client.post("/ner", json={"text": "EU"})
     assert r.status_code == 500 and "secret text" not in r.text
 
@@ -145,7 +148,7 @@ def test_configured_limit_and_validation_errors_without_echo(fake: tuple[FakeSer
 
 
 def test_a_dead_worker_fails_the_requests_waiting_on_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(routes, "POLL_SECONDS", 0.02)
+    monkeypatch.setattr(worker_client, "POLL_SECONDS", 0.02)
     gone = subprocess.Popen(["true"])
     gone.wait()  # reaped: its pid names no process now
     server = FakeServer()
@@ -158,7 +161,7 @@ def test_a_dead_worker_fails_the_requests_waiting_on_it(monkeypatch: pytest.Monk
         assert r.json() == {"detail": "the /sentiment model worker stopped; the server restarts: retry"}
         assert client.post("/generate", json={"prompt": "x", "stream": True}).status_code == 503
         server.script.append(
-            [(NerResponse(entities=[], tokens=[], model="m@1").model_dump_json().encode(), LitAPIStatus.OK)]
+            [(NerResponse(entities=[], tokens=[], model="m@1").model_dump_json().encode(), OK)]
         )  # a live worker
         assert client.post("/ner", json={"text": "EU"}).status_code == 200
         assert server.response_buffer == {}
@@ -170,11 +173,11 @@ def test_a_stream_left_before_its_end_flags_the_request_for_the_worker() -> None
 
     async def leave_after_first_piece() -> None:
         server.script.append([piece("ab"), piece("cd")])
-        pieces = routes.worker_pieces(server, "/generate", GenerateRequest(), cancellations=flags)  # type: ignore[arg-type]
+        pieces = routes.generate_pieces(server, GenerateRequest(), cancellations=flags)  # type: ignore[arg-type]
         assert (await anext(pieces)).text == "ab"
         await pieces.aclose()  # what Starlette does when the client disconnects
         server.script.append([piece("ab", "length")])
-        finished = routes.worker_pieces(server, "/generate", GenerateRequest(), cancellations=flags)  # type: ignore[arg-type]
+        finished = routes.generate_pieces(server, GenerateRequest(), cancellations=flags)  # type: ignore[arg-type]
         assert [p.text async for p in finished] == ["ab"]
 
     asyncio.run(leave_after_first_piece())
@@ -188,7 +191,7 @@ def test_the_documented_stream_events_match_the_events_sent(fake: tuple[FakeServ
     spec = client.get("/openapi.json").json()
     documented = spec["paths"]["/generate"]["post"]["responses"]["200"]["content"]["text/event-stream"]["schema"]
     server.script.append([piece("ab"), piece("c", "length")])
-    server.script.append([piece("ab"), (pickle.dumps(RuntimeError("boom")), LitAPIStatus.ERROR)])
+    server.script.append([piece("ab"), (pickle.dumps(RuntimeError("boom")), ERROR)])
     sent = [client.post("/generate", json={"prompt": "x", "stream": True}).text for _ in range(2)]
     events = []
     for block in "".join(sent).split("\n\n")[:-1]:
