@@ -27,6 +27,7 @@ from service.apis.generate import GenerateAPI
 from service.apis.ner import NerAPI
 from service.apis.sentiment import SentimentAPI
 from service.litserve_ext import WORKER_DIED, Server, forked_http_process, start_manager, stop_children
+from service.litserve_ext.client import LitServeWorkers
 from service.runtime import ArtifactError, verify_files
 from service.schemas import limited_models
 from service.settings import Settings
@@ -95,7 +96,7 @@ def build_server(
         "max_body_bytes": settings.max_body_bytes,
         "max_in_flight": settings.max_in_flight,
     }
-    workers = {
+    counts = {
         "charlm": settings.workers_generate,
         "sentiment": settings.workers_sentiment,
         "ner": settings.workers_ner,
@@ -103,7 +104,7 @@ def build_server(
     server = Server(
         apis,
         accelerator="cpu",  # "auto" imports torch to look for MPS; onnxruntime picks CUDA itself (runtime.py)
-        workers_per_device={ENDPOINTS[task]: count for task, count in workers.items()},
+        workers_per_device={ENDPOINTS[task]: count for task, count in counts.items()},
         timeout=settings.request_timeout,
         middlewares=[  # the last one is the outermost: request ids, metrics and logs see the guard's answers too
             (GuardMiddleware, guard),
@@ -111,10 +112,11 @@ def build_server(
         ],
         manager=manager,
     )
-    add_inference_routes(server, limited_models(settings.limits()), status, cancellations)
+    workers = LitServeWorkers(server)
+    add_inference_routes(server.app, workers, limited_models(settings.limits()), status, cancellations)
     add_info_route(server, lambda: facts, status)
     add_validation_handler(server.app)
-    add_metrics_route(server, metrics_dir, lambda: facts)
+    add_metrics_route(server.app, workers, metrics_dir, lambda: facts)
     add_probe_routes(server)
     add_page_route(server.app)
     return server

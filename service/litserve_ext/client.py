@@ -1,8 +1,9 @@
 """The HTTP side of the protocol: put a request on its endpoint's worker queue and wait for the answer, or for the
 pieces of a stream, in LitServe's response buffer (which LitServe's reader task fills from the transport).
 
-The routes in `service.web.routes` use only `answer`, `pieces`, `new_uid` and `queue_depths`; what they touch of
-LitServe (`litapi_request_queues`, `response_buffer`, the app's `response_queue_id`) is here.
+The routes in `service.web.routes` see the workers as a `Workers` (answer, pieces, queue depths); `LitServeWorkers`
+is that for one LitServer, and what it touches of LitServe (`litapi_request_queues`, `response_buffer`, the app's
+`response_queue_id`, all set per HTTP process) is here.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import asyncio
 import uuid
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import litserve as ls
 from fastapi import HTTPException
@@ -104,7 +105,7 @@ async def pieces(
             abandoned()
 
 
-def queue_depths(server: ls.LitServer) -> dict[str, int]:
+def _queue_depths(server: ls.LitServer) -> dict[str, int]:
     """Requests waiting in each endpoint's worker queue (where the platform can tell)."""
     depths = {}
     for path, queue in sorted(getattr(server, "litapi_request_queues", {}).items()):
@@ -113,3 +114,50 @@ def queue_depths(server: ls.LitServer) -> dict[str, int]:
         except (NotImplementedError, OSError, EOFError):  # qsize is not available on every platform
             continue
     return depths
+
+
+class Workers(Protocol):
+    """The inference workers as the routes see them."""
+
+    async def answer(self, api_path: str, payload: Any, alive: Callable[[], bool] | None = None) -> Any:
+        """One request to a non-streaming endpoint: the worker's answer; HTTPException for its error, or 503 once
+        `alive()` says the worker died."""
+
+    def pieces(
+        self,
+        api_path: str,
+        uid: str,
+        payload: Any,
+        alive: Callable[[], bool] | None = None,
+        gone: Probe | None = None,
+        abandoned: Callable[[], None] | None = None,
+    ) -> AsyncGenerator[Any, None]:
+        """One request to a streaming endpoint, piece by piece; ClientGone once `gone()`; `abandoned()` when left
+        before the end."""
+
+    def queue_depths(self) -> dict[str, int]:
+        """Requests waiting in each endpoint's worker queue."""
+
+
+class LitServeWorkers:
+    """`Workers` for the LitServer `server`, in whichever HTTP process runs the routes."""
+
+    def __init__(self, server: ls.LitServer) -> None:
+        self.server = server
+
+    async def answer(self, api_path: str, payload: Any, alive: Callable[[], bool] | None = None) -> Any:
+        return await answer(self.server, api_path, payload, alive)
+
+    def pieces(
+        self,
+        api_path: str,
+        uid: str,
+        payload: Any,
+        alive: Callable[[], bool] | None = None,
+        gone: Probe | None = None,
+        abandoned: Callable[[], None] | None = None,
+    ) -> AsyncGenerator[Any, None]:
+        return pieces(self.server, api_path, uid, payload, alive, gone, abandoned)
+
+    def queue_depths(self) -> dict[str, int]:
+        return _queue_depths(self.server)

@@ -17,13 +17,13 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import litserve as ls
+from fastapi import FastAPI
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from service.litserve_ext.client import queue_depths
+from service.litserve_ext.client import Workers
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -90,12 +90,12 @@ class WorkerMetrics:
 class ServerCollector:
     """Read at scrape time in the answering process: requests waiting in each worker queue, and the models."""
 
-    def __init__(self, server: ls.LitServer, models: Callable[[], Iterable[dict[str, Any]]]) -> None:
-        self.server, self.models = server, models
+    def __init__(self, workers: Workers, models: Callable[[], Iterable[dict[str, Any]]]) -> None:
+        self.workers, self.models = workers, models
 
     def collect(self) -> Iterator[Metric]:
         queued = GaugeMetricFamily("rnnserve_queue_depth", "requests waiting for a worker", labels=["endpoint"])
-        for path, depth in queue_depths(self.server).items():
+        for path, depth in self.workers.queue_depths().items():
             queued.add_metric([path], float(depth))
         yield queued
         info = GaugeMetricFamily("rnnserve_model_info", "the models served", labels=["task", "name", "version"])
@@ -104,13 +104,15 @@ class ServerCollector:
         yield info
 
 
-def add_metrics_route(server: ls.LitServer, metrics_dir: str, models: Callable[[], Iterable[dict[str, Any]]]) -> None:
+def add_metrics_route(
+    app: FastAPI, workers: Workers, metrics_dir: str, models: Callable[[], Iterable[dict[str, Any]]]
+) -> None:
     """GET /metrics; it needs no API key (the guard only covers the inference routes)."""
     registry = CollectorRegistry(auto_describe=False)
     MultiProcessCollector(registry, path=metrics_dir)  # type: ignore[no-untyped-call]
-    registry.register(ServerCollector(server, models))
+    registry.register(ServerCollector(workers, models))
 
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    server.app.add_api_route("/metrics", metrics, methods=["GET"], summary="Prometheus metrics", include_in_schema=True)
+    app.add_api_route("/metrics", metrics, methods=["GET"], summary="Prometheus metrics", include_in_schema=True)

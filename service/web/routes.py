@@ -14,7 +14,7 @@ Why replace them:
   /generate worker reads (LitServe 0.2.19 has no cancellation of its own).
 - A worker that dies fails the requests waiting on it with a 503 instead of leaving them hanging (LitServe 0.2.19
   does not answer them: it shuts the whole server down, see `service.server`).
-Requests reach the workers through `service.litserve_ext.client`.
+Requests reach the workers through a `Workers` (`service.litserve_ext.client`).
 """
 
 # No `from __future__ import annotations`: FastAPI must see the request models (local variables) as live objects.
@@ -32,7 +32,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 
 from service.litserve_ext import client
-from service.litserve_ext.client import ClientGone
+from service.litserve_ext.client import ClientGone, Probe, Workers
 from service.schemas import (
     GeneratePiece,
     GenerateRequest,
@@ -60,10 +60,10 @@ def remove_route(app: FastAPI, path: str, method: str) -> None:
 
 
 async def generate_pieces(
-    server: ls.LitServer,
+    workers: Workers,
     request: GenerateRequest,
     alive: Callable[[], bool] | None = None,
-    gone: client.Probe | None = None,
+    gone: Probe | None = None,
     cancellations: Cancellations | None = None,
 ) -> AsyncGenerator[GeneratePiece, None]:
     """One /generate request's pieces from the worker. Left before the end (the client went away, the route stopped
@@ -71,7 +71,7 @@ async def generate_pieces(
     uid = client.new_uid()
     request._request_id = uid  # the worker's key into the cancellation flags
     abandoned = None if cancellations is None else lambda: _flag(cancellations, uid)
-    async for data in client.pieces(server, "/generate", uid, request, alive, gone, abandoned):
+    async for data in workers.pieces("/generate", uid, request, alive, gone, abandoned):
         yield GeneratePiece.model_validate_json(data)
 
 
@@ -116,7 +116,8 @@ SSE_EVENT = {
 
 
 def add_inference_routes(
-    server: ls.LitServer,
+    app: FastAPI,
+    workers: Workers,
     models: RequestModels,
     status: WorkerStatus | None = None,
     cancellations: Cancellations | None = None,
@@ -124,7 +125,7 @@ def add_inference_routes(
     """The three POST routes. With `status` (the workers' reports), a request whose worker died gets a 503; with
     `cancellations`, a /generate whose client went away is stopped in the worker."""
     for path in ENDPOINTS.values():
-        remove_route(server.app, path, "POST")
+        remove_route(app, path, "POST")
     generate_model, sentiment_model, ner_model = models.generate, models.sentiment, models.ner
 
     def alive(task: str) -> Callable[[], bool] | None:
@@ -132,7 +133,7 @@ def add_inference_routes(
 
     async def generate(request: generate_model, http: Request) -> Response:  # type: ignore[valid-type]
         pieces = generate_pieces(
-            server, to_base(request, GenerateRequest), alive("charlm"), http.is_disconnected, cancellations
+            workers, to_base(request, GenerateRequest), alive("charlm"), http.is_disconnected, cancellations
         )
         try:
             first = await anext(pieces)  # errors before the first piece are plain HTTP errors
@@ -146,14 +147,11 @@ def add_inference_routes(
         )
 
     async def sentiment(request: sentiment_model) -> Response:  # type: ignore[valid-type]
-        return json_answer(
-            await client.answer(server, "/sentiment", to_base(request, SentimentRequest), alive("sentiment"))
-        )
+        return json_answer(await workers.answer("/sentiment", to_base(request, SentimentRequest), alive("sentiment")))
 
     async def ner(request: ner_model) -> Response:  # type: ignore[valid-type]
-        return json_answer(await client.answer(server, "/ner", to_base(request, NerRequest), alive("ner")))
+        return json_answer(await workers.answer("/ner", to_base(request, NerRequest), alive("ner")))
 
-    app = server.app
     app.add_api_route(
         "/generate",
         generate,
