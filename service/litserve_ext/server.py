@@ -26,15 +26,13 @@ WORKER_DIED = (EOFError, ConnectionError)
 
 class Server(ls.LitServer):  # type: ignore[misc]  # litserve ships no type hints
     """LitServer with pipes between the HTTP processes and the workers: a `multiprocessing` queue per endpoint for
-    requests, and `PipeTransport` (one pipe per HTTP process, read by its event loop) for answers.
-
-    LitServe 0.2.19 makes every request and response queue a `Manager().Queue()`: each put and get is a round trip
-    to the manager process, which pickles, locks and answers. Profiled under 32 clients on /sentiment (py-spy), those
-    round trips were 44 % of the sentiment worker's time and 29 % of the HTTP process's. A pipe queue's put hands
-    the item to a feeder thread and returns (the event loop never blocks on a full pipe); its get reads the pipe.
-    The manager stays for the shared dictionaries and events (one process, ours, spawned: `_init_manager`). The
-    stop is ours too (`_perform_graceful_shutdown`). Known cost: a worker killed while it holds a lock of a queue or
-    pipe would block the others; a dead worker stops the whole server anyway (`main`).
+    requests, and `PipeTransport` (one pipe per HTTP process, read by its event loop) for answers, in place of
+    LitServe's manager queues (a round trip to the manager process per put and get; the profile that led here is in
+    docs/operations.md, "Upgrading LitServe"). A pipe queue's put hands the item to a feeder thread and returns, so
+    the event loop never blocks on a full pipe. The manager stays for the shared dictionaries and events: one
+    process, ours, spawned (`_init_manager`). The stop is ours too (`_perform_graceful_shutdown`). Known cost: a
+    worker killed while it holds a lock of a queue or pipe would block the others; a dead worker stops the whole
+    server anyway (`service.server.main`).
     """
 
     def __init__(self, *args: Any, manager: SyncManager | None = None, **kwargs: Any) -> None:
