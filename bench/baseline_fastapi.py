@@ -19,12 +19,12 @@ from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
 
 from bench.torch_from_onnx import torch_model
-from service import ner, sentiment
-from service.generation import CharGenerator, generate_text
-from service.ner import NerModel
 from service.schemas import GenerateRequest, NerRequest, SentimentRequest
-from service.sentiment import SentimentModel
 from service.settings import DEFAULT_ARTIFACTS
+from service.tasks import ner, sentiment
+from service.tasks.generation import CharGenerator, generate_text
+from service.tasks.ner import NerModel
+from service.tasks.sentiment import SentimentModel
 
 
 def build_app(artifacts: Path) -> FastAPI:
@@ -41,14 +41,14 @@ def build_app(artifacts: Path) -> FastAPI:
 
     @app.post("/sentiment")
     def sentiment_route(request: SentimentRequest) -> object:
-        item = sentiment_model.decode(request)
+        item = sentiment_model.encode_request(request)
         batch = sentiment_model.batch([item])
         (output,) = sentiment.unbatch(sentiment_model.predict(batch), batch)
         return sentiment.response(output, sentiment_model.labels, model_id["sentiment"])
 
     @app.post("/ner")
     def ner_route(request: NerRequest) -> object:
-        batch = ner_model.batch([ner_model.decode(request)])
+        batch = ner_model.batch([ner_model.encode_request(request)])
         (output,) = ner.unbatch(ner_model.predict(batch), batch, ner_model.decoder)
         return ner.annotate(output, ner_model.tags, model_id["ner"])
 

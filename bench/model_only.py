@@ -23,9 +23,9 @@ from onnx import numpy_helper
 
 from rnntext.artifact import Encoder
 from rnntext.encoders import NerEncoder, SentimentEncoder, pad
-from service.ner import NerModel
 from service.runtime import OnnxModel, session_options, verify_files
-from service.sentiment import SentimentModel
+from service.tasks.ner import NerModel
+from service.tasks.sentiment import SentimentModel
 
 SERVING_CHUNKS = {"sentiment": SentimentModel.chunk, "ner": NerModel.chunk}  # sentences per call of a large batch
 

@@ -626,7 +626,7 @@ READING = """\
   cores the "busiest process cores" column shows which process saturates first (1.00 = a full core); the model's
   own share is "model ms per call" × calls.
 - /generate (ours): continuous batching. The worker advances every running stream by one character per model
-  call (service/generate_loop.py), so concurrent streams share each step; a prompt arriving while others run is
+  call (litserve_ext/generate_loop.py), so concurrent streams share each step; a prompt arriving while others run is
   read as rows of those steps. The baselines generate one stream at a time per worker. Characters travel in
   pieces grouped by `RNNSERVE_STREAM_INTERVAL` (worker -> queue -> HTTP process -> one SSE event). A lone client's
   prompt is read in one call before its first character, so time to first character grows with the prompt's

@@ -8,7 +8,7 @@ The PyTorch checkpoints are not committed, only `model.onnx`. Its initializers h
   B [dirs, 8H] is the input bias then the recurrent bias; direction 1 is torch's `_reverse`.
 
 `TorchSession` then puts the torch module behind onnxruntime's `run(names, feeds)` interface, so the serving code
-(`service.sentiment`, `service.ner`, `service.generation`) runs unchanged on PyTorch: only the runtime differs.
+(`service.tasks`: sentiment, ner, generation) runs unchanged on PyTorch: only the runtime differs.
 """
 
 from __future__ import annotations

@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
-TASKS = ("charlm", "sentiment", "ner")
+from service.tasks import TASKS  # constants only: no pydantic, no torch
+
 PREFIX = "RNNSERVE_"
 # Settings that carry no description in service/settings.py get theirs here, so every flag is explained.
 EXTRA_HELP = {

@@ -1,41 +1,40 @@
-"""Request and response bodies of the HTTP contract (DESIGN.md). Every constraint lives in a Field, so a bad
-request is a 422 that names the field before any work is queued, and /openapi.json shows the limits.
+"""Request and response bodies of the HTTP contract (docs/architecture.md). Every constraint lives in the schema, so
+a bad request is a 422 that names the field before any work is queued, and /openapi.json shows the limits.
 
-The classes below carry the default limits. The limits are settings (`RNNSERVE_MAX_NEW_TOKENS`, ...):
-`limited_models(limits)` derives subclasses whose Fields carry the configured limits, and the routes validate with
-those. Workers receive the plain classes (see `to_base`): request objects travel to the spawned worker processes
-pickled by class reference, so they must be of a class that every process can import.
+The request limits are settings (`service.limits.Limits`). A constraint that depends on one is written once, as
+`Limited(MaxLen, "max_text_chars")` in the field's annotation: the classes below carry the default limits, and
+`limited_models(limits)` derives subclasses that carry the configured ones, which the routes validate with. Workers
+receive the plain classes (see `to_base`): request objects travel to the spawned worker processes pickled by class
+reference, so they must be of a class that every process can import.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import typing
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from types import UnionType
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
+from annotated_types import Ge, GroupedMetadata, Le, MaxLen, MinLen
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, create_model, model_validator
-from pydantic.fields import FieldInfo
 
 from rnntext.encoders import SentimentEncoder
 from rnntext.tokenize import tokenize
-
-MAX_TEXT_CHARS = 10_000  # /sentiment and /ner texts, /generate prompts
-MAX_BATCH_TEXTS = 64  # /sentiment {"texts": [...]}
-MAX_NER_TOKENS = 512  # words in one /ner request
-MAX_TOKEN_CHARS = 4096  # one pre-tokenized /ner token: room for a real URL (browsers keep 2,000+ characters)
-MAX_NEW_TOKENS = 1000  # characters one /generate call may produce
-MAX_STOP_SEQUENCES = 4
-MAX_STOP_CHARS = 64
+from service.limits import DEFAULT_LIMITS, Limits
 
 
 @dataclass(frozen=True)
-class Limits:
-    max_text_chars: int = MAX_TEXT_CHARS
-    max_batch_texts: int = MAX_BATCH_TEXTS
-    max_ner_tokens: int = MAX_NER_TOKENS
-    max_token_chars: int = MAX_TOKEN_CHARS
-    max_new_tokens: int = MAX_NEW_TOKENS
-    max_stop_sequences: int = MAX_STOP_SEQUENCES
-    max_stop_chars: int = MAX_STOP_CHARS
+class Limited(GroupedMetadata):
+    """A constraint set by one request limit: `Limited(MaxLen, "max_text_chars")` is `MaxLen(limits.max_text_chars)`,
+    at the default limits unless `limited_models` substituted the configured ones."""
+
+    constraint: Callable[[int], Any]  # MaxLen or Le
+    limit: str  # a field of Limits
+    limits: Limits = DEFAULT_LIMITS
+
+    def __iter__(self) -> Iterator[Any]:
+        yield self.constraint(getattr(self.limits, self.limit))
 
 
 def _not_blank(value: str) -> str:
@@ -51,29 +50,32 @@ def _has_words(value: str) -> str:
 
 
 # Lone surrogates ("\ud800" escapes) are already refused by pydantic's str (type string_unicode).
-Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS), AfterValidator(_not_blank)]
-Word = Annotated[str, Field(min_length=1, max_length=MAX_TOKEN_CHARS, pattern=r"^\S+$")]
+Text = Annotated[str, MinLen(1), Limited(MaxLen, "max_text_chars"), AfterValidator(_not_blank)]
+Word = Annotated[str, MinLen(1), Limited(MaxLen, "max_token_chars"), Field(pattern=r"^\S+$")]
 SentimentText = Annotated[Text, AfterValidator(_has_words)]
-StopText = Annotated[str, Field(min_length=1, max_length=MAX_STOP_CHARS)]
-Prompt = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
+StopText = Annotated[str, MinLen(1), Limited(MaxLen, "max_stop_chars")]
+Prompt = Annotated[str, Limited(MaxLen, "max_text_chars")]
 
 
 class Request(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    limits: ClassVar[Limits] = DEFAULT_LIMITS  # the limits this class's constraints were computed from
 
 
 class GenerateRequest(Request):
     prompt: Prompt = Field(default="", description="may be empty: generation from the start state")
-    max_new_tokens: int = Field(default=200, ge=1, le=MAX_NEW_TOKENS, description="characters to generate at most")
+    max_new_tokens: Annotated[int, Ge(1), Limited(Le, "max_new_tokens")] = Field(
+        default=200, description="characters to generate at most"
+    )
     temperature: float = Field(default=0.8, ge=0, le=10, description="0 means greedy")
     top_k: int | None = Field(default=None, ge=1, description="sample among the k most likely characters")
     top_p: float | None = Field(default=None, gt=0, le=1, description="sample within this probability mass (nucleus)")
     seed: int | None = Field(default=None, ge=0, le=2**63 - 1, description="same seed and parameters, same text")
-    stop: list[StopText] = Field(
-        default_factory=list, max_length=MAX_STOP_SEQUENCES, description="generation ends before any of these"
+    stop: Annotated[list[StopText], Limited(MaxLen, "max_stop_sequences")] = Field(
+        default_factory=list, description="generation ends before any of these"
     )
     stream: bool = Field(default=False, description="answer as Server-Sent Events while generating")
-    # Set by the HTTP side, not by clients: the worker's key into the shared cancellation flags (service.routes).
+    # Set by the HTTP side, not by clients: the worker's key into the shared cancellation flags (service.web.routes).
     _request_id: str | None = PrivateAttr(default=None)
 
 
@@ -98,8 +100,8 @@ class GeneratePiece(BaseModel):
 
 class SentimentRequest(Request):
     text: SentimentText | None = Field(default=None, description="one text")
-    texts: list[SentimentText] | None = Field(
-        default=None, min_length=1, max_length=MAX_BATCH_TEXTS, description="or several"
+    texts: Annotated[list[SentimentText], MinLen(1), Limited(MaxLen, "max_batch_texts")] | None = Field(
+        default=None, description="or several"
     )
 
     @model_validator(mode="after")
@@ -128,21 +130,16 @@ class SentimentBatchResponse(BaseModel):
 
 
 class NerRequest(Request):
-    max_tokens: ClassVar[int] = MAX_NER_TOKENS
-
     text: Text | None = Field(default=None, description="raw text, tokenized by the server")
-    tokens: list[Word] | None = Field(
-        default=None,
-        min_length=1,
-        max_length=MAX_NER_TOKENS,
-        description="or pre-tokenized words (no whitespace inside)",
+    tokens: Annotated[list[Word], MinLen(1), Limited(MaxLen, "max_ner_tokens")] | None = Field(
+        default=None, description="or pre-tokenized words (no whitespace inside)"
     )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> NerRequest:
         if (self.text is None) == (self.tokens is None):
             raise ValueError("give exactly one of `text` or `tokens`")
-        limit = type(self).max_tokens
+        limit = type(self).limits.max_ner_tokens
         count = len(tokenize(self.text)) if self.text is not None else 1
         if count > limit:
             raise ValueError(f"`text` has more than {limit} tokens")
@@ -180,45 +177,45 @@ class RequestModels:
 
 
 def limited_models(limits: Limits) -> RequestModels:
-    """Subclasses of the request models whose Fields carry `limits` (each also a Field constraint, so /openapi.json
-    shows them and a violation is a 422 naming the field)."""
-    text = Annotated[str, Field(min_length=1, max_length=limits.max_text_chars), AfterValidator(_not_blank)]
-    word = Annotated[str, Field(min_length=1, max_length=limits.max_token_chars, pattern=r"^\S+$")]
-    sentiment_text = Annotated[text, AfterValidator(_has_words)]
-    stop = Annotated[str, Field(min_length=1, max_length=limits.max_stop_chars)]
-    generate = _derive(
-        GenerateRequest,
-        prompt=(Annotated[str, Field(max_length=limits.max_text_chars)], {}),
-        max_new_tokens=(int, {"ge": 1, "le": limits.max_new_tokens}),
-        stop=(list[stop], {"max_length": limits.max_stop_sequences}),
+    """Subclasses of the request models whose constraints are computed from `limits` (each a Field constraint, so
+    /openapi.json shows them and a violation is a 422 naming the field)."""
+    return RequestModels(
+        _derive(GenerateRequest, limits), _derive(SentimentRequest, limits), _derive(NerRequest, limits)
     )
-    sentiment = _derive(
-        SentimentRequest,
-        text=(sentiment_text | None, {}),
-        texts=(list[sentiment_text] | None, {"min_length": 1, "max_length": limits.max_batch_texts}),
-    )
-    ner = _derive(
-        NerRequest,
-        text=(text | None, {}),
-        tokens=(list[word] | None, {"min_length": 1, "max_length": limits.max_ner_tokens}),
-    )
-    ner.max_tokens = limits.max_ner_tokens
-    return RequestModels(generate, sentiment, ner)
 
 
 M = TypeVar("M", bound=BaseModel)
 
 
-def _derive(base: type[M], **fields: tuple[Any, dict[str, Any]]) -> type[M]:
-    """`base` with some fields redeclared: new type and constraints, same default and description."""
+def _at(annotation: Any, limits: Limits) -> Any:
+    """`annotation` with every `Limited` in it (nested ones included) computed from `limits`."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is Annotated:
+        inner, *metadata = args
+        new = [replace(m, limits=limits) if isinstance(m, Limited) else m for m in metadata]
+        return Annotated[(_at(inner, limits), *new)]
+    if origin in (typing.Union, UnionType):
+        return typing.Union[tuple(_at(a, limits) for a in args)]  # noqa: UP007  # built from a tuple
+    if origin is list:
+        return list[_at(args[0], limits)]  # type: ignore[misc]
+    return annotation
+
+
+def _derive(base: type[M], limits: Limits) -> type[M]:
+    """`base` with its limited fields redeclared at `limits`: same default and description."""
+    hints = typing.get_type_hints(base, include_extras=True)
     overrides: dict[str, Any] = {}
-    for name, (annotation, constraints) in fields.items():
-        info: FieldInfo = base.model_fields[name]
+    for name, info in base.model_fields.items():
+        annotation = _at(hints[name], limits)
+        if annotation == hints[name]:
+            continue
         default: dict[str, Any] = (
             {"default_factory": info.default_factory} if info.default_factory else {"default": info.default}
         )
-        overrides[name] = (annotation, Field(**default, description=info.description, **constraints))
-    return create_model(base.__name__, __base__=base, __module__=base.__module__, **overrides)
+        overrides[name] = (annotation, Field(**default, description=info.description))
+    derived = create_model(base.__name__, __base__=base, __module__=base.__module__, **overrides)
+    derived.limits = limits  # type: ignore[attr-defined]
+    return derived
 
 
 def to_base(request: M, base: type[M]) -> M:

@@ -9,15 +9,14 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from service.schemas import Limits
+from service.limits import Limits
 
 # The repository's committed artifacts, found from this file rather than from the current directory.
 DEFAULT_ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
-TASKS = ("charlm", "sentiment", "ner")
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RNNSERVE_", extra="forbid")
+class Settings(BaseSettings, Limits):
+    model_config = SettingsConfigDict(env_prefix="RNNSERVE_", extra="forbid", frozen=False)
 
     host: Literal["127.0.0.1", "0.0.0.0", "::"] = Field(default="127.0.0.1", description="interface to bind")
     port: int = Field(default=8000, ge=1024, le=65535)
@@ -27,14 +26,7 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = Field(default=True, description="one JSON line per request on stderr, whatever log_level")
 
-    # Limits enforced before any work is queued (the request limits become Field constraints: 422 naming the field).
-    max_text_chars: int = Field(default=Limits.max_text_chars, ge=1, description="/sentiment, /ner text; prompt")
-    max_batch_texts: int = Field(default=Limits.max_batch_texts, ge=1, description="texts in one /sentiment request")
-    max_ner_tokens: int = Field(default=Limits.max_ner_tokens, ge=1, description="tokens in one /ner request")
-    max_token_chars: int = Field(default=Limits.max_token_chars, ge=1, description="one pre-tokenized /ner token")
-    max_new_tokens: int = Field(default=Limits.max_new_tokens, ge=1, description="largest /generate max_new_tokens")
-    max_stop_sequences: int = Field(default=Limits.max_stop_sequences, ge=0, description="/generate stop strings")
-    max_stop_chars: int = Field(default=Limits.max_stop_chars, ge=1, description="length of one stop string")
+    # The request limits (max_text_chars, max_new_tokens, ...) are inherited from `Limits`, declared there once.
     max_body_bytes: int = Field(default=1_000_000, ge=1024, description="larger request bodies get 413")
     request_timeout: float = Field(default=60.0, gt=0, description="seconds a request may wait in a worker queue")
     max_in_flight: int = Field(
@@ -112,12 +104,4 @@ class Settings(BaseSettings):
         return self.artifacts / task
 
     def limits(self) -> Limits:
-        return Limits(
-            max_text_chars=self.max_text_chars,
-            max_batch_texts=self.max_batch_texts,
-            max_ner_tokens=self.max_ner_tokens,
-            max_token_chars=self.max_token_chars,
-            max_new_tokens=self.max_new_tokens,
-            max_stop_sequences=self.max_stop_sequences,
-            max_stop_chars=self.max_stop_chars,
-        )
+        return Limits(**{name: getattr(self, name) for name in Limits.model_fields})

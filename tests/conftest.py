@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from service.settings import TASKS, Settings
+from service.settings import Settings
+from service.tasks import TASKS
 
 
 @pytest.fixture(scope="session")

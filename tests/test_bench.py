@@ -47,12 +47,14 @@ def _close(ort_out: list[np.ndarray], torch_out: list[np.ndarray], atol: float =
 
 def test_sentiment_weights_map_to_torch() -> None:
     from service.schemas import SentimentRequest
-    from service.sentiment import SentimentModel
+    from service.tasks.sentiment import SentimentModel
 
     ort_model, torch_model = _sessions("sentiment")
     texts = ["a gripping , funny film", "dull", "it 's a long , slow and ultimately pointless exercise in style"]
     model = SentimentModel(ort_model)
-    batch = model.batch([model.decode(SentimentRequest(texts=texts)), model.decode(SentimentRequest(text="fine"))])
+    batch = model.batch(
+        [model.encode_request(SentimentRequest(texts=texts)), model.encode_request(SentimentRequest(text="fine"))]
+    )
     feeds = {"tokens": batch.tokens, "lengths": batch.lengths}  # padded: lengths must reach the torch LSTM too
     _close(ort_model.run(feeds), torch_model.run(feeds))
     single = {"tokens": batch.tokens[1:2, : batch.lengths[1]], "lengths": batch.lengths[1:2]}
@@ -61,13 +63,13 @@ def test_sentiment_weights_map_to_torch() -> None:
 
 
 def test_ner_weights_map_to_torch() -> None:
-    from service.ner import NerModel
     from service.schemas import NerRequest
+    from service.tasks.ner import NerModel
 
     ort_model, torch_model = _sessions("ner")
     model = NerModel(ort_model)
     texts = ["EU rejects German call to boycott British lamb .", "Peter Blackburn", "BRUSSELS 1996-08-22"]
-    batch = model.batch([model.decode(NerRequest(text=t)) for t in texts])
+    batch = model.batch([model.encode_request(NerRequest(text=t)) for t in texts])
     feeds = {"words": batch.words, "chars": batch.chars, "lengths": batch.lengths}
     ort_out, torch_out = ort_model.run(feeds), torch_model.run(feeds)
     for i, n in enumerate(batch.lengths):  # padded positions are not compared (nothing reads them)
@@ -387,7 +389,7 @@ def test_chunk_study_times_every_chunk_size_and_the_report_names_the_one_in_use(
     from bench import report
     from bench.model_only import chunk_study
     from bench.payloads import conll_sentences, sst2_sentences
-    from service.ner import NerModel
+    from service.tasks.ner import NerModel
 
     _artifact("sentiment"), _artifact("ner")
     texts = {"sentiment": sst2_sentences(n=40), "ner": conll_sentences(n=40)}

@@ -14,7 +14,7 @@ import shutil
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -24,13 +24,13 @@ from torch import Tensor, nn
 from rnntext.encoders import SentimentEncoder, pad
 from rnntext.manifest import IOSpec, Manifest, TensorSpec
 from rnntext.vocab import Vocab
-from training import artifacts
+from training.artifacts import CARD_FILE, ArtifactSpec, write_artifact
 from training.batching import bucketed, shard
 from training.config import RunConfig, knob, parse_config
 from training.data import LabeledText, read_labeled_tsv, split_off, sst_sentence_split
 from training.evaluate import artifact_sentiment_probs
-from training.export import Signature, write_checked
-from training.loop import Distributed, Schedule, fit, plot_history, start_run
+from training.export import Signature
+from training.loop import Distributed, FitResult, Schedule, fit, start_run
 from training.models import SentimentClassifier
 from training.pretrained import initialise, vocabulary_words
 
@@ -49,6 +49,8 @@ SIGNATURE = Signature(
 class TrainConfig(RunConfig):
     """Sentence sentiment (embedding + bidirectional LSTM) on SST-2."""
 
+    script = "training.train_sentiment"
+
     data: str = knob("../shared/data/sst2/train.tsv", "SST-2 train.tsv (sentence<TAB>label)")
     out: str = knob("artifacts/sentiment", "artifact directory to write")
     valid_fraction: float = knob(0.15, "share of full sentences held out for validation")
@@ -59,9 +61,11 @@ class TrainConfig(RunConfig):
     imdb_min_count: int = knob(20, "IMDb words enter the vocabulary from this count (keeps the model small)")
     train_max_tokens: int = knob(160, "longest training review in words (start and end kept); serving uses max_tokens")
     max_rows: int | None = knob(None, "use only the first N rows of each file (quick runs, tests)")
-    cell: str = knob("torch-lstm", "recurrent cell: torch-lstm | lstm | gru | rnn")
+    cell: Literal["torch-lstm", "lstm", "gru", "rnn"] = knob("torch-lstm", "recurrent cell")
     min_count: int = knob(1, "minimum word count to enter the vocabulary")
-    pretrained: str = knob("minilm", "initialise word vectors: none | minilm (all-MiniLM-L6-v2 wheel, PCA)")
+    pretrained: Literal["none", "minilm"] = knob(
+        "minilm", "initialise word vectors: none | minilm (all-MiniLM-L6-v2 wheel, PCA)"
+    )
     extend_vocab: bool = knob(True, "with pretrained vectors: add the pretrained whole words to the vocabulary")
     max_tokens: int = knob(400, "longest input in words; longer texts keep their start and end")
     embed: int = knob(128, "word embedding size")
@@ -135,12 +139,10 @@ def main(argv: list[str] | None = None) -> None:
     if cfg.pretrained == "minilm":
         share = initialise(model.embed, list(vocab.tokens), vocab.pad_id, cfg.seed)
         log.info("pretrained vectors for %.1f%% of the vocabulary", 100 * share)
-    elif cfg.pretrained != "none":
-        raise ValueError(f"--pretrained must be none or minilm, got {cfg.pretrained!r}")
-    rng = random.Random(cfg.seed)
     steps = -(-len(train) // cfg.batch_size) // dist.world
 
     def batches(epoch: int, dist: Distributed):  # type: ignore[no-untyped-def]
+        rng = random.Random(cfg.seed * 1009 + epoch)  # the same on every rank, and again on --resume
         for chunk in shard(bucketed(train, [len(ids) for ids, _ in train], cfg.batch_size, rng), dist.rank, dist.world):
             tokens, lengths, labels = to_batch(chunk, vocab.pad_id)
             dropped = (torch.rand(tokens.shape) < cfg.unk_rate) & (tokens != vocab.pad_id)
@@ -164,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
             metrics["valid_mean_accuracy"] = (metrics["valid_accuracy"] + metrics["valid_imdb_accuracy"]) / 2
         return metrics
 
-    schedule = Schedule(cfg.epochs, cfg.lr, cfg.weight_decay, cfg.clip)
+    schedule = Schedule(cfg.epochs, cfg.lr, cfg.weight_decay, cfg.clip, average_last=cfg.average_last)
     result = fit(
         model,
         batches,
@@ -173,7 +175,8 @@ def main(argv: list[str] | None = None) -> None:
         "valid_mean_accuracy" if valid_reviews else "valid_accuracy",
         schedule,
         steps,
-        checkpoint=Path(cfg.runs) / "sentiment" / "best.pt",
+        checkpoint=Path(cfg.runs) / "sentiment",
+        resume=cfg.resume,
         dist=dist,
     )
     if cfg.save_rank_weights:
@@ -198,19 +201,30 @@ def distilled(train: list[Row], cfg: TrainConfig, sst_texts: list[str], imdb_tex
     return [(ids, (1 - w) * onehot[label] + w * p) for (ids, label), p in zip(train, probs, strict=True)]
 
 
-def export(model, vocab, cfg, result, valid, valid_rows, n_reviews) -> None:  # type: ignore[no-untyped-def]
+def export(
+    model: SentimentClassifier,
+    vocab: Vocab,
+    cfg: TrainConfig,
+    result: FitResult,
+    valid: list[tuple[np.ndarray, int]],
+    valid_rows: list[LabeledText],
+    n_reviews: int,
+) -> None:
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    cases = [padded_case(batch, steps, len(vocab), vocab.pad_id) for batch in (1, 7) for steps in (1, 5, 300)]
-    example = padded_case(2, 4, len(vocab), vocab.pad_id)
-    parity = write_checked(out / artifacts.MODEL_FILE, model, example, SIGNATURE, cases)
-    artifacts.write_vocab(out, vocab.to_json())
-    plot_history(result.history, "valid_accuracy", out / artifacts.CURVES_FILE, f"{cfg.name}: SST-2 sentences")
+    assert vocab.pad_id is not None
+    model.eval()
     with torch.no_grad():
         probs = predict(model, [ids for ids, _ in valid], vocab.pad_id)
     gold = np.array([label for _, label in valid])
     confusion = [[int(((gold == g) & (probs.argmax(1) == p)).sum()) for p in range(2)] for g in range(2)]
-    best = next(row for row in result.history if row["epoch"] == result.best_epoch)
+    best = (
+        next(row for row in result.history if row["epoch"] == result.best_epoch)
+        if result.best_epoch
+        else {
+            "epoch": 0,
+            **(result.averaged or {}),
+        }
+    )
     imdb_metrics = {}
     if "valid_imdb_accuracy" in best:
         imdb_metrics = {
@@ -218,12 +232,17 @@ def export(model, vocab, cfg, result, valid, valid_rows, n_reviews) -> None:  # 
             "valid_imdb_reviews": n_reviews,
             "imdb_split": f"{cfg.imdb_valid_fraction:.0%} of IMDb train (seeded), never trained on",
         }
-    manifest = artifacts.write_manifest(
-        out,
+    wrong = [(r.text, r.label, p) for r, p in zip(valid_rows, probs, strict=True) if p.argmax() != r.label]
+    wrong.sort(key=lambda w: -w[2].max())
+    examples = "\n".join(
+        f'- "{t}": gold {LABELS[g]}, predicted {LABELS[int(p.argmax())]} ({p.max():.2f})' for t, g, p in wrong[:5]
+    )
+    spec = ArtifactSpec(
         task="sentiment",
-        name=cfg.name,
-        version=cfg.version,
         labels=LABELS,
+        signature=SIGNATURE,
+        example=padded_case(2, 4, len(vocab), vocab.pad_id),
+        parity_cases=[padded_case(batch, steps, len(vocab), vocab.pad_id) for batch in (1, 7) for steps in (1, 5, 300)],
         io=IOSpec(
             inputs={
                 "tokens": TensorSpec(dtype="int64", shape=["batch", "time"]),
@@ -231,6 +250,7 @@ def export(model, vocab, cfg, result, valid, valid_rows, n_reviews) -> None:  # 
             },
             outputs={"probs": TensorSpec(dtype="float32", shape=["batch", len(LABELS)])},
         ),
+        vocab=vocab.to_json(),
         encoder={"max_tokens": cfg.max_tokens},
         architecture={
             "pretrained": cfg.pretrained,
@@ -242,7 +262,6 @@ def export(model, vocab, cfg, result, valid, valid_rows, n_reviews) -> None:  # 
             "bidirectional": True,
             "pooling": "mean+max",
             "vocab": len(vocab),
-            "parameters": sum(p.numel() for p in model.parameters()),
         },
         metrics={
             "valid_accuracy": round(best["valid_accuracy"], 2),
@@ -252,21 +271,10 @@ def export(model, vocab, cfg, result, valid, valid_rows, n_reviews) -> None:  # 
             "split": f"{cfg.valid_fraction:.0%} of SST-2 train's full sentences, their phrases removed from training",
             **imdb_metrics,
         },
-        training=artifacts.training_record(
-            cfg, artifacts.data_record(*[Path(p) for p in (cfg.data, cfg.imdb) if p]), result.seconds, result.best_epoch
-        ),
-        parity=parity,
-    )
-    wrong = [(r.text, r.label, p) for r, p in zip(valid_rows, probs, strict=True) if p.argmax() != r.label]
-    wrong.sort(key=lambda w: -w[2].max())
-    examples = "\n".join(
-        f'- "{t}": gold {LABELS[g]}, predicted {LABELS[int(p.argmax())]} ({p.max():.2f})' for t, g, p in wrong[:5]
-    )
-    artifacts.write_card(
-        out,
-        manifest,
-        "Bidirectional LSTM sentence sentiment classifier (negative / positive); serves /sentiment.",
-        {
+        curves_metric="valid_accuracy",
+        curves_title=f"{cfg.name}: SST-2 sentences",
+        summary="Bidirectional LSTM sentence sentiment classifier (negative / positive); serves /sentiment.",
+        sections={
             "Validation": f"Accuracy {best['valid_accuracy']:.2f} % on {len(valid)} held-out SST-2 training sentences "
             "(full sentences, their phrases removed from training). Confusion (rows gold, columns predicted; "
             f"negative, positive): {confusion}. "
@@ -282,10 +290,12 @@ def export(model, vocab, cfg, result, valid, valid_rows, n_reviews) -> None:  # 
             + ". Most confident mistakes on SST-2 validation sentences:\n"
             + examples,
         },
+        data=[Path(p) for p in (cfg.data, cfg.imdb) if p],
     )
+    write_artifact(out, model, spec, cfg, result)
     if cfg.teacher:
         record_teacher(out, Path(cfg.teacher), cfg.distill_weight)
-    log.info("wrote %s (%s, parity %.2g)", out, _fmt_accuracy(best), parity.max_abs_diff)
+    log.info("wrote %s (%s)", out, _fmt_accuracy(best))
 
 
 TEACHER_MANIFEST = "teacher-manifest.json"
@@ -297,7 +307,7 @@ def record_teacher(out: Path, teacher: Path, weight: float) -> None:
     shutil.copyfile(teacher / "manifest.json", out / TEACHER_MANIFEST)
     t = Manifest.read(teacher)
     metrics = ", ".join(f"{k} {v}" for k, v in t.metrics.items() if k.endswith("accuracy"))
-    card = out / artifacts.CARD_FILE
+    card = out / CARD_FILE
     card.write_text(
         card.read_text()
         + "\n## Distillation\n"

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,6 +96,15 @@ def start_server(
         time.sleep(0.25)
     stop_server(server)
     raise RuntimeError(f"server not healthy after {wait}s:\n{server.log_tail()}")
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str, poll: float = 0.05) -> None:
+    """Wait for `condition()` to hold, checking every `poll` seconds; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        time.sleep(poll)
 
 
 def processes_with_env(name: str, value: str) -> set[int]:

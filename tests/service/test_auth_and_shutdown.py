@@ -1,5 +1,5 @@
-"""A second server with RNNSERVE_API_KEY: inference routes need the key, /health does not. Then SIGTERM must stop
-the server and every worker process it started (LitServe alone orphans them), quietly."""
+"""A server with RNNSERVE_API_KEY: inference routes need the key, /health does not. SIGTERM and Ctrl+C must stop a
+server and every worker process it started (LitServe alone orphans them), quietly: each on a server of its own."""
 
 from __future__ import annotations
 
@@ -21,8 +21,7 @@ ROUTES = {"/generate": {"prompt": "a", "max_new_tokens": 2}, "/sentiment": {"tex
 def keyed(artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     running = start_server(artifacts, tmp_path_factory.mktemp("keyed"), {"RNNSERVE_API_KEY": KEY})
     yield running
-    if running.process.poll() is None:
-        stop_server(running)
+    stop_server(running)
 
 
 @pytest.mark.parametrize("path", sorted(ROUTES))
@@ -42,10 +41,17 @@ def test_health_needs_no_key(keyed: Server) -> None:
     assert httpx.get(keyed.url + "/health").status_code == 200
 
 
-def test_sigterm_stops_server_and_all_workers(keyed: Server) -> None:
-    workers = descendants(keyed.process.pid)
-    assert len(workers) >= 3  # three inference workers at least, plus HTTP and manager processes
-    survivors = stop_server(keyed)
+def test_sigterm_stops_server_and_all_workers(artifacts: Path, tmp_path: Path) -> None:
+    keyed = start_server(artifacts, tmp_path, {"RNNSERVE_API_KEY": KEY})
+    try:
+        reply = httpx.post(keyed.url + "/sentiment", json={"text": "good"}, headers={"X-API-Key": KEY}, timeout=30)
+        assert reply.status_code == 200  # a server that has served, as in production
+        workers = descendants(keyed.process.pid)
+        assert len(workers) >= 3  # three inference workers at least, plus HTTP and manager processes
+        survivors = stop_server(keyed)
+    finally:
+        if keyed.process.poll() is None:
+            stop_server(keyed)
     assert survivors == set(), f"still alive after SIGTERM: {survivors}\n{keyed.log_tail()}"
     assert keyed.process.returncode is not None
     assert not any(alive(p) for p in workers)

@@ -1,4 +1,5 @@
-"""Dynamic batching over HTTP: 16 concurrent requests get the answers the same requests get one by one."""
+"""Dynamic batching over HTTP: concurrent requests share model calls (GET /metrics shows calls that merged several
+requests), and 16 concurrent requests get the answers the same requests get one by one."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.service.serving import Server
 
@@ -69,3 +71,40 @@ def test_large_answers_at_once_arrive_whole(server: Server, client: httpx.Client
         assert [r.status_code for r in responses] == [200] * len(responses)
         for r in responses:
             assert same_answer(r.json(), first.json())
+
+
+def batch_calls(url: str, endpoint: str) -> tuple[float, float, float]:
+    """(model calls, calls that served one request, requests served) so far, from the batch-size histogram."""
+    values = {"count": 0.0, "single": 0.0, "sum": 0.0}
+    for family in text_string_to_metric_families(httpx.get(url + "/metrics", timeout=10).text):
+        for s in family.samples:
+            if s.labels.get("endpoint") != endpoint or not s.name.startswith("rnnserve_batch_requests"):
+                continue
+            if s.name.endswith("_count"):
+                values["count"] = s.value
+            elif s.name.endswith("_sum"):
+                values["sum"] = s.value
+            elif s.name.endswith("_bucket") and float(s.labels["le"]) == 1.0:
+                values["single"] = s.value
+    return values["count"], values["single"], values["sum"]
+
+
+@pytest.mark.parametrize(("endpoint", "body"), [("/sentiment", {"text": "a fine film"}), ("/ner", {"text": "EU"})])
+def test_concurrent_requests_share_model_calls(server: Server, endpoint: str, body: dict[str, Any]) -> None:
+    """Waves of 16 concurrent requests until one model call has merged several of them (with the default batch
+    timeout 0 a call takes what is queued, so merging needs requests to arrive while the worker is busy: the first
+    wave nearly always does it). Every request went into exactly one call."""
+    before = batch_calls(server.url, endpoint)
+
+    async def wave() -> None:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as c:
+            responses = await asyncio.gather(*(c.post(endpoint, json=body) for _ in range(16)))
+        assert [r.status_code for r in responses] == [200] * 16
+
+    waves, calls, single, served = 0, 0.0, 0.0, 0.0
+    while waves < 10 and calls <= single:
+        asyncio.run(wave())
+        waves += 1
+        calls, single, served = (a - b for a, b in zip(batch_calls(server.url, endpoint), before, strict=True))
+    assert calls > single, f"{waves} waves of 16 concurrent requests: every one of {calls:.0f} calls served one"
+    assert served == 16 * waves and calls < served

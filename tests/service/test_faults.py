@@ -1,9 +1,10 @@
-"""Faults over real HTTP, on a server of its own (RNNSERVE_MAX_IN_FLIGHT=2, RNNSERVE_MAX_NEW_TOKENS=5000):
+"""Faults over real HTTP (RNNSERVE_MAX_IN_FLIGHT=2, RNNSERVE_MAX_NEW_TOKENS=5000):
 - a client that leaves a generation stops it: the worker generates far fewer characters than requested;
 - an overloaded server answers 503 with Retry-After at once instead of queueing;
 - a killed worker: the requests it held get a clear 503 (or an error event) instead of hanging, and the server
-  exits non-zero so that an orchestrator restarts it (LitServe 0.2.19 does not replace the worker). Last: it ends
-  the server."""
+  exits non-zero so that an orchestrator restarts it (LitServe 0.2.19 does not replace the worker).
+The first two share a server of this module; each test that kills something has a server of its own, so that
+any selection or order of these tests works."""
 
 from __future__ import annotations
 
@@ -20,17 +21,36 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.service.serving import Server, descendants, outliving, processes_with_env, start_server, stop_server
+from tests.service.serving import (
+    Server,
+    descendants,
+    outliving,
+    processes_with_env,
+    start_server,
+    stop_server,
+    wait_until,
+)
 
 LONG = 5000  # characters a long generation asks for: seconds of work for the one /generate worker
 GENERATED = "rnnserve_generated_characters_total"
 
 
+# One HTTP process: the in-flight limit is per HTTP process, and the overload test counts on one.
+ENV = {"RNNSERVE_MAX_IN_FLIGHT": "2", "RNNSERVE_MAX_NEW_TOKENS": str(LONG), "RNNSERVE_API_SERVERS": "1"}
+
+
 @pytest.fixture(scope="module")
 def faulty(artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    # One HTTP process: the in-flight limit is per HTTP process, and the overload test counts on one.
-    env = {"RNNSERVE_MAX_IN_FLIGHT": "2", "RNNSERVE_MAX_NEW_TOKENS": str(LONG), "RNNSERVE_API_SERVERS": "1"}
-    running = start_server(artifacts, tmp_path_factory.mktemp("faults"), env)
+    running = start_server(artifacts, tmp_path_factory.mktemp("faults"), ENV)
+    yield running
+    if running.process.poll() is None:
+        stop_server(running)
+
+
+@pytest.fixture
+def doomed(artifacts: Path, tmp_path: Path) -> Iterator[Server]:
+    """A server for one test that ends it."""
+    running = start_server(artifacts, tmp_path, ENV)
     yield running
     if running.process.poll() is None:
         stop_server(running)
@@ -113,31 +133,33 @@ def test_overload_is_503_at_once_and_passes(faulty: Server) -> None:
             for task in holders:
                 task.cancel()
             await asyncio.gather(*holders, return_exceptions=True)
-            await asyncio.sleep(0.2)
+            deadline = time.monotonic() + 10
+            while in_flight(faulty.url) > 0 and time.monotonic() < deadline:  # the guard has let both go
+                await asyncio.sleep(0.05)
             assert (await client.post("/sentiment", json={"text": "good"})).status_code == 200
 
     asyncio.run(scenario())
     settled(faulty.url)  # the abandoned generations have stopped
 
 
-def test_a_killed_worker_fails_its_requests_and_the_server_exits_non_zero(faulty: Server) -> None:
-    info = httpx.get(faulty.url + "/info", timeout=10).json()
+def test_a_killed_worker_fails_its_requests_and_the_server_exits_non_zero(doomed: Server) -> None:
+    info = httpx.get(doomed.url + "/info", timeout=10).json()
     (pid,) = [w["pid"] for w in info["workers"] if w["task"] == "charlm"]
-    family = descendants(faulty.process.pid)
+    family = descendants(doomed.process.pid)
     assert pid in family
     request = {"prompt": "KING:", "max_new_tokens": LONG, "seed": 5}
 
     def plain() -> tuple[int, str, float]:
         started = time.monotonic()
-        r = httpx.post(faulty.url + "/generate", json=request, timeout=60)
+        r = httpx.post(doomed.url + "/generate", json=request, timeout=60)
         return r.status_code, r.text, time.monotonic() - started
 
     with ThreadPoolExecutor(1) as pool:
-        with httpx.stream("POST", faulty.url + "/generate", json={**request, "stream": True}, timeout=60) as r:
+        with httpx.stream("POST", doomed.url + "/generate", json={**request, "stream": True}, timeout=60) as r:
             lines = r.iter_lines()
             assert next(lines).startswith("data: ")
             queued = pool.submit(plain)  # waits behind the stream in the worker's queue
-            time.sleep(0.3)
+            wait_until(lambda: in_flight(doomed.url) >= 2, 10, "the second request reached the server")
             killed = time.monotonic()
             os.kill(pid, signal.SIGKILL)
             rest = list(lines)
@@ -147,12 +169,11 @@ def test_a_killed_worker_fails_its_requests_and_the_server_exits_non_zero(faulty
         status, body, _ = queued.result(timeout=30)
     assert status == 503 and "/generate model worker stopped" in json.loads(body)["detail"]
 
-    code = faulty.process.wait(timeout=60)  # LitServe shuts everything down when a worker dies
+    code = doomed.process.wait(timeout=60)  # LitServe shuts everything down when a worker dies
     assert code != 0, "an orchestrator must see the failure"
     assert not outliving(family, grace=10)
-    assert not processes_with_env("RNNSERVE_PORT", faulty.url.rsplit(":", 1)[1])
-    log = faulty.log.read_text(errors="replace")
-    assert "Worker inference-worker died; shutting down" in log  # LitServe's monitor, at its next look (every 0.5 s)
+    assert not processes_with_env("RNNSERVE_PORT", doomed.url.rsplit(":", 1)[1])
+    log = doomed.log.read_text(errors="replace")
     assert "a model worker process died: exiting with status 1" in log
 
 
@@ -166,10 +187,7 @@ def test_workers_of_a_killed_server_stop_on_their_own(artifacts: Path, tmp_path:
         assert len(workers) >= 3
         os.kill(server.process.pid, signal.SIGKILL)
         server.process.wait(timeout=10)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and processes_with_env("RNNSERVE_PORT", port):
-            time.sleep(0.2)
-        assert not processes_with_env("RNNSERVE_PORT", port), "orphaned processes kept running"
+        wait_until(lambda: not processes_with_env("RNNSERVE_PORT", port), 15, "no orphaned process", poll=0.2)
     finally:
         for pid in processes_with_env("RNNSERVE_PORT", port):
             os.kill(pid, signal.SIGKILL)

@@ -184,7 +184,7 @@ def scrape_text(text: str) -> Samples:
 
 
 def test_an_error_event_inside_a_stream_counts_as_an_error(metrics_dir: Path) -> None:
-    from service.metrics import RequestObserver
+    from service.web.observe import RequestObserver
 
     async def streaming(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
@@ -202,7 +202,7 @@ def test_an_error_event_inside_a_stream_counts_as_an_error(metrics_dir: Path) ->
 
 
 def test_unknown_paths_share_one_label_and_failures_still_count(metrics_dir: Path) -> None:
-    from service.metrics import RequestObserver
+    from service.web.observe import RequestObserver
 
     async def failing(scope: Scope, receive: Receive, send: Send) -> None:
         raise RuntimeError("the app broke before answering")
@@ -230,7 +230,7 @@ def test_unknown_paths_share_one_label_and_failures_still_count(metrics_dir: Pat
     ],
 )
 def test_a_client_request_id_is_echoed_only_when_tame(metrics_dir: Path, offered: bytes, echoed: bool) -> None:
-    from service.metrics import RequestObserver
+    from service.web.observe import RequestObserver
 
     async def ok(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": [(b"x-request-id", b"spoofed")]})

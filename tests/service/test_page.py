@@ -39,5 +39,5 @@ def test_probes(client: httpx.Client) -> None:
 
 def test_page_ships_in_the_wheel() -> None:
     config = tomllib.loads((REPO / "pyproject.toml").read_text())
-    assert "*.html" in config["tool"]["setuptools"]["package-data"]["service.page"]
-    assert (REPO / "service" / "page" / "index.html").is_file()
+    assert "*.html" in config["tool"]["setuptools"]["package-data"]["service.web.page"]
+    assert (REPO / "service" / "web" / "page" / "index.html").is_file()

@@ -56,7 +56,7 @@ def test_a_resumed_run_ends_with_the_same_weights_and_history(tmp_path: Path) ->
 
 
 def test_resume_without_a_checkpoint_says_where_it_looked(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="last.pt"):
+    with pytest.raises(FileNotFoundError, match=r"last\.pt"):
         run(tmp_path / "none", resume=True)
 
 

@@ -73,7 +73,8 @@ def test_sentiment_short_run_learns_and_exports(data_dir: Path, tmp_path: Path) 
             "--max-rows=4000",
             "--embed=32",
             "--hidden=32",
-            "--epochs=2",
+            "--epochs=3",
+            "--lr=1e-2",
             "--pretrained=none",
         ]
     )

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service import ner, sentiment
-from service.ner import NerModel
 from service.runtime import OnnxModel
 from service.schemas import NerRequest, SentimentRequest
-from service.sentiment import SentimentModel
+from service.tasks import ner, sentiment
+from service.tasks.ner import NerModel
+from service.tasks.sentiment import SentimentModel
 
 TEXTS = ["a gripping , funny film", "bad", "not good at all , a boring and awful movie with no story", "ok 😀"]
 
@@ -28,7 +28,7 @@ def ner_model(artifacts: Path) -> NerModel:
 
 
 def sentiment_answers(model: SentimentModel, requests: list[SentimentRequest]) -> list[dict[str, object]]:
-    batch = model.batch([model.decode(r) for r in requests])
+    batch = model.batch([model.encode_request(r) for r in requests])
     outputs = sentiment.unbatch(model.predict(batch), batch)
     return [sentiment.response(o, model.labels, "m").model_dump() for o in outputs]
 
@@ -55,7 +55,7 @@ def test_sentiment_unbatch_splits_by_request() -> None:
 
 
 def ner_answers(model: NerModel, requests: list[NerRequest]) -> list[dict[str, object]]:
-    batch = model.batch([model.decode(r) for r in requests])
+    batch = model.batch([model.encode_request(r) for r in requests])
     outputs = ner.unbatch(model.predict(batch), batch, model.decoder)
     return [ner.annotate(o, model.tags, "m").model_dump() for o in outputs]
 

@@ -1,4 +1,4 @@
-"""service.batching.BlockingBatchedLoop: sleeps while idle, batches what is queued, honours the batch window, fails
+"""service.litserve_ext.BlockingBatchedLoop: sleeps while idle, batches what is queued, honours the batch window, fails
 a bad request alone."""
 
 from __future__ import annotations
@@ -9,12 +9,10 @@ import time
 from queue import Queue
 from typing import Any
 
-import pytest
 from fastapi import HTTPException
-from litserve.loops.base import _SENTINEL_VALUE, _StopLoopError
-from litserve.utils import LitAPIStatus
 
-from service.batching import BlockingBatchedLoop
+from service.litserve_ext import BlockingBatchedLoop
+from service.litserve_ext.protocol import ERROR, OK, STOP, Job, Outbox
 
 
 class FakeAPI:
@@ -31,54 +29,6 @@ def request(uid: str, age: float = 0.0) -> tuple[int, str, float, str]:
     return (0, uid, time.monotonic() - age, f"body-{uid}")
 
 
-def collect(api: FakeAPI, queue: Queue[Any]) -> tuple[list[Any], list[Any]]:
-    loop = BlockingBatchedLoop()
-    loop.idle_wait = 0.05
-    return loop.get_batch_requests(api, queue, FakeTransport())  # type: ignore[no-any-return]
-
-
-def test_idle_queue_returns_nothing_after_one_blocking_wait() -> None:
-    start = time.monotonic()
-    assert collect(FakeAPI(), Queue()) == ([], [])
-    assert 0.04 < time.monotonic() - start < 1.0
-
-
-def test_takes_what_is_queued_up_to_max_batch_size() -> None:
-    queue: Queue[Any] = Queue()
-    for i in range(6):
-        queue.put(request(str(i)))
-    payloads, timed_out = collect(FakeAPI(max_batch_size=4), queue)
-    assert [uid for _, uid, _ in payloads] == ["0", "1", "2", "3"] and timed_out == []
-    assert payloads[0] == (0, "0", "body-0") and queue.qsize() == 2
-
-
-def test_batch_window_waits_for_late_requests() -> None:
-    queue: Queue[Any] = Queue()
-    queue.put(request("early"))
-    threading.Timer(0.02, lambda: queue.put(request("late"))).start()
-    payloads, _ = collect(FakeAPI(batch_timeout=0.3), queue)
-    assert [uid for _, uid, _ in payloads] == ["early", "late"]
-
-
-def test_without_a_window_late_requests_wait_for_the_next_batch() -> None:
-    queue: Queue[Any] = Queue()
-    queue.put(request("early"))
-    threading.Timer(0.05, lambda: queue.put(request("late"))).start()
-    payloads, _ = collect(FakeAPI(batch_timeout=0.0), queue)
-    assert [uid for _, uid, _ in payloads] == ["early"]
-
-
-def test_requests_that_waited_too_long_are_reported_and_the_sentinel_stops() -> None:
-    queue: Queue[Any] = Queue()
-    queue.put(request("old", age=60))
-    queue.put(request("new"))
-    payloads, timed_out = collect(FakeAPI(request_timeout=30), queue)
-    assert timed_out == [(0, "old")] and [uid for _, uid, _ in payloads] == ["new"]
-    queue.put(_SENTINEL_VALUE)
-    with pytest.raises(_StopLoopError):
-        collect(FakeAPI(), queue)
-
-
 class Collected:
     def __init__(self) -> None:
         self.sent: dict[str, tuple[Any, Any]] = {}
@@ -86,6 +36,58 @@ class Collected:
     def send(self, item: Any, consumer_id: int) -> None:
         uid, (data, status, _, _) = item
         self.sent[uid] = (data, status)
+
+
+def collect(api: FakeAPI, queue: Queue[Any], transport: Any = None) -> list[Job] | None:
+    loop = BlockingBatchedLoop()
+    loop.idle_wait = 0.05
+    return loop.collect(api, queue, Outbox(loop, transport or FakeTransport(), streaming=False))  # type: ignore[arg-type]
+
+
+def uids(jobs: list[Job] | None) -> list[str]:
+    assert jobs is not None
+    return [job.uid for job in jobs]
+
+
+def test_idle_queue_returns_nothing_after_one_blocking_wait() -> None:
+    start = time.monotonic()
+    assert collect(FakeAPI(), Queue()) == []
+    assert 0.04 < time.monotonic() - start < 1.0
+
+
+def test_takes_what_is_queued_up_to_max_batch_size() -> None:
+    queue: Queue[Any] = Queue()
+    for i in range(6):
+        queue.put(request(str(i)))
+    jobs = collect(FakeAPI(max_batch_size=4), queue)
+    assert uids(jobs) == ["0", "1", "2", "3"]
+    assert jobs is not None and (jobs[0].reply_to, jobs[0].request) == (0, "body-0") and queue.qsize() == 2
+
+
+def test_batch_window_waits_for_late_requests() -> None:
+    queue: Queue[Any] = Queue()
+    queue.put(request("early"))
+    threading.Timer(0.02, lambda: queue.put(request("late"))).start()
+    assert uids(collect(FakeAPI(batch_timeout=0.3), queue)) == ["early", "late"]
+
+
+def test_without_a_window_late_requests_wait_for_the_next_batch() -> None:
+    queue: Queue[Any] = Queue()
+    queue.put(request("early"))
+    threading.Timer(0.05, lambda: queue.put(request("late"))).start()
+    assert uids(collect(FakeAPI(batch_timeout=0.0), queue)) == ["early"]
+
+
+def test_requests_that_waited_too_long_get_504_and_the_sentinel_stops() -> None:
+    queue: Queue[Any] = Queue()
+    queue.put(request("old", age=60))
+    queue.put(request("new"))
+    transport = Collected()
+    assert uids(collect(FakeAPI(request_timeout=30), queue, transport)) == ["new"]
+    data, status = transport.sent["old"]
+    assert status == ERROR and data.status_code == 504
+    queue.put(STOP)
+    assert collect(FakeAPI(), queue) is None
 
 
 class DoublingAPI(FakeAPI):
@@ -115,13 +117,18 @@ class DoublingAPI(FakeAPI):
 
 def test_a_request_that_fails_to_decode_fails_alone_and_a_failed_predict_fails_its_batch() -> None:
     api, transport, loop = DoublingAPI(), Collected(), BlockingBatchedLoop()
-    loop.serve(api, transport, [(0, "a", "1"), (0, "b", "bad"), (0, "c", "3")])  # type: ignore[arg-type]
-    assert transport.sent["a"] == ({"value": 2}, LitAPIStatus.OK)
-    assert transport.sent["c"] == ({"value": 6}, LitAPIStatus.OK)
+    outbox = Outbox(loop, transport, streaming=False)  # type: ignore[arg-type]
+
+    def jobs(*pairs: tuple[str, str]) -> list[Job]:
+        return [Job.new(0, uid, body) for uid, body in pairs]
+
+    loop.serve(api, outbox, jobs(("a", "1"), ("b", "bad"), ("c", "3")))
+    assert transport.sent["a"] == ({"value": 2}, OK)
+    assert transport.sent["c"] == ({"value": 6}, OK)
     data, status = transport.sent["b"]
-    assert status == LitAPIStatus.ERROR and data.status_code == 422
+    assert status == ERROR and data.status_code == 422
     api.broken = True
-    loop.serve(api, transport, [(0, "d", "1"), (0, "e", "2")])  # type: ignore[arg-type]
+    loop.serve(api, outbox, jobs(("d", "1"), ("e", "2")))
     for uid in ("d", "e"):
         data, status = transport.sent[uid]
-        assert status == LitAPIStatus.ERROR and isinstance(pickle.loads(data), RuntimeError)
+        assert status == ERROR and isinstance(pickle.loads(data), RuntimeError)

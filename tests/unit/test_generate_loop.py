@@ -14,31 +14,33 @@ from typing import Any
 
 import numpy as np
 import pytest
-from litserve.loops.base import _SENTINEL_VALUE
-from litserve.utils import LitAPIStatus
 
-from service.api_generate import GenerateAPI
-from service.generate_loop import ContinuousGenerationLoop
-from service.generation import generate_text
+from service.apis.generate import GenerateAPI
+from service.litserve_ext import ContinuousGenerationLoop
+from service.litserve_ext.protocol import END, ERROR, OK, STOP, Outbox
 from service.schemas import GenerateRequest
 from service.settings import Settings
+from service.tasks.generation import generate_text
 
 
 class Transport:
-    """Collects what the loop sends, per request id, in order."""
+    """Collects what the loop sends, per request id, in order; `outbox` is what the loop writes to."""
 
     def __init__(self) -> None:
-        self.sent: dict[str, list[tuple[Any, LitAPIStatus]]] = {}
+        self.sent: dict[str, list[tuple[Any, str]]] = {}
 
     def send(self, item: Any, consumer_id: int) -> None:
         uid, (data, status, _, _) = item
         self.sent.setdefault(uid, []).append((data, status))
 
+    def outbox(self, loop: ContinuousGenerationLoop) -> Outbox:
+        return Outbox(loop, self, streaming=True)  # type: ignore[arg-type]
+
     def text(self, uid: str) -> str:
-        return "".join(json.loads(data)["text"] for data, status in self.sent[uid] if status == LitAPIStatus.OK)
+        return "".join(json.loads(data)["text"] for data, status in self.sent[uid] if status == OK)
 
     def finished(self, uid: str) -> bool:
-        return bool(self.sent.get(uid)) and self.sent[uid][-1][1] == LitAPIStatus.FINISH_STREAMING
+        return bool(self.sent.get(uid)) and self.sent[uid][-1][1] == END
 
 
 @pytest.fixture(scope="module")
@@ -67,9 +69,9 @@ def counting_ticks(api: GenerateAPI, monkeypatch: pytest.MonkeyPatch) -> list[in
 
 
 def run_until_done(loop: ContinuousGenerationLoop, api: GenerateAPI, queue: Queue[Any], transport: Transport) -> None:
-    loop.tick(api, queue, transport)
+    loop.tick(api, queue, transport.outbox(loop))
     while loop.running:
-        loop.tick(api, queue, transport)
+        loop.tick(api, queue, transport.outbox(loop))
 
 
 def test_concurrent_requests_share_steps_and_each_gets_its_text_alone(
@@ -92,7 +94,7 @@ def test_concurrent_requests_share_steps_and_each_gets_its_text_alone(
     assert all(transport.finished(uid) for uid in requests)
     # Together, not one after another (one after another: 7 + 40, 1 + 25, 33 + the prompt's last 128, 2 + 3 ticks).
     assert max(sizes) == 4 and len(sizes) < 100
-    plain = [s for d, s in transport.sent["r1"] if s == LitAPIStatus.OK]
+    plain = [s for d, s in transport.sent["r1"] if s == OK]
     assert len(plain) == 1  # a non-streaming request gets one whole piece
 
 
@@ -102,11 +104,11 @@ def test_a_late_request_joins_the_running_batch(api: GenerateAPI, monkeypatch: p
     queue.put(queued("long", GenerateRequest(prompt="A", max_new_tokens=60, temperature=0)))
     transport, loop = Transport(), ContinuousGenerationLoop(max_active=8)
     for _ in range(10):
-        loop.tick(api, queue, transport)
+        loop.tick(api, queue, transport.outbox(loop))
     late = GenerateRequest(prompt="B", max_new_tokens=5, temperature=0)
     queue.put(queued("late", late))
     for _ in range(7):
-        loop.tick(api, queue, transport)
+        loop.tick(api, queue, transport.outbox(loop))
     assert transport.finished("late") and not transport.finished("long")  # it did not wait for the long one
     assert transport.text("late") == generate_text(api.generator, late).text
     assert 2 in sizes
@@ -120,7 +122,7 @@ def test_at_most_max_active_run_and_the_rest_wait_in_the_queue(
     for i in range(5):
         queue.put(queued(f"r{i}", GenerateRequest(prompt="A", max_new_tokens=3, seed=i)))
     transport, loop = Transport(), ContinuousGenerationLoop(max_active=2)
-    loop.tick(api, queue, transport)
+    loop.tick(api, queue, transport.outbox(loop))
     assert len(loop.running) == 2 and queue.qsize() == 3
     run_until_done(loop, api, queue, transport)
     while not queue.empty():
@@ -134,7 +136,7 @@ def test_idle_loop_blocks_instead_of_spinning(api: GenerateAPI, monkeypatch: pyt
     loop.idle_wait = 0.1
     start = time.process_time(), time.monotonic()
     for _ in range(3):
-        loop.tick(api, Queue(), Transport())
+        loop.tick(api, Queue(), Transport().outbox(loop))
     cpu, wall = time.process_time() - start[0], time.monotonic() - start[1]
     assert wall >= 0.3 and cpu < 0.05 and sizes == []
 
@@ -156,9 +158,9 @@ def test_a_request_that_fails_fails_alone(api: GenerateAPI, monkeypatch: pytest.
     transport, loop = Transport(), ContinuousGenerationLoop(max_active=4)
     run_until_done(loop, api, queue, transport)
     (data, status), *_ = transport.sent["bad"]
-    assert status == LitAPIStatus.ERROR and isinstance(pickle.loads(data), ValueError)
+    assert status == ERROR and isinstance(pickle.loads(data), ValueError)
     (data, status), *_ = transport.sent["old"]
-    assert status == LitAPIStatus.ERROR and data.status_code == 504  # waited past request_timeout
+    assert status == ERROR and data.status_code == 504  # waited past request_timeout
     assert transport.text("good") == generate_text(api.generator, good).text
 
 
@@ -166,8 +168,8 @@ def test_the_sentinel_lets_running_generations_finish_then_stops(api: GenerateAP
     queue: Queue[Any] = Queue()
     queue.put(queued("r", GenerateRequest(prompt="A", max_new_tokens=20)))
     transport, loop = Transport(), ContinuousGenerationLoop(max_active=4)
-    loop.tick(api, queue, transport)
-    queue.put(_SENTINEL_VALUE)
+    loop.tick(api, queue, transport.outbox(loop))
+    queue.put(STOP)
     queue.put(queued("after", GenerateRequest(prompt="A", max_new_tokens=20)))
     worker = threading.Thread(target=loop, args=(api, "cpu", 0, queue, transport, {}, None))
     worker.start()
@@ -204,14 +206,14 @@ def test_in_company_a_prompt_is_read_in_the_shared_steps(api: GenerateAPI, monke
     queue: Queue[Any] = Queue()
     queue.put(queued("running", GenerateRequest(prompt="A", max_new_tokens=200, temperature=0)))
     transport, loop = Transport(), ContinuousGenerationLoop(max_active=4)
-    loop.tick(api, queue, transport)
+    loop.tick(api, queue, transport.outbox(loop))
     joining = GenerateRequest(
         prompt="KING RICHARD:\n" + "Now is the winter of our discontent " * 8, max_new_tokens=20, seed=5
     )
     queue.put(queued("joining", joining))
     calls.clear()
     while not transport.finished("joining"):
-        loop.tick(api, queue, transport)
+        loop.tick(api, queue, transport.outbox(loop))
     prompt_chars = len(api.generator.encoder.encode(joining.prompt))
     assert prompt_chars > 128
     assert [shape for shape in calls if shape[1] > 1] == [(1, prompt_chars - 128)]  # only the head in one call

@@ -1,4 +1,4 @@
-"""service.generation with the committed char LM: prefill + carried state, greedy, seeds, stop strings."""
+"""service.tasks.generation with the committed char LM: prefill + carried state, greedy, seeds, stop strings."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.generation import Cancellation, CharGenerator, Coalescer, Piece, generate_text
 from service.runtime import OnnxModel
 from service.schemas import GenerateRequest
+from service.tasks.generation import Cancellation, CharGenerator, Coalescer, Piece, generate_text
 
 
 @pytest.fixture(scope="module")

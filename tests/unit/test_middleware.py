@@ -1,4 +1,4 @@
-"""service.middleware's bound on inference requests in flight, over ASGI without a server."""
+"""service.web.guard's bound on inference requests in flight, over ASGI without a server."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 from starlette.types import Message, Receive, Scope, Send
 
-from service.middleware import GuardMiddleware
+from service.web.guard import GuardMiddleware
 
 
 async def _post(guard: GuardMiddleware, path: str) -> list[Message]:

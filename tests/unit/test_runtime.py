@@ -15,7 +15,7 @@ import pytest
 
 from rnntext.manifest import file_sha256
 from service.runtime import ArtifactError, OnnxModel, choose_providers
-from service.sentiment import SentimentModel
+from service.tasks.sentiment import SentimentModel
 
 
 def copy_artifact(artifacts: Path, tmp_path: Path, task: str) -> Path:

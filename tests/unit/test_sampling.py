@@ -1,4 +1,4 @@
-"""service.sampling: greedy, seeded determinism, top-k/top-p support, banned ids never drawn."""
+"""service.tasks.sampling: greedy, seeded determinism, top-k/top-p support, banned ids never drawn."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.sampling import SamplingParams, next_token_probs, sample
+from service.tasks.sampling import SamplingParams, next_token_probs, sample
 
 LOGITS = np.log(np.array([0.05, 0.4, 0.3, 0.15, 0.1], dtype=np.float32))
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from rnntext.encoders import SentimentEncoder
 from service import schemas
+from service.limits import DEFAULT_LIMITS, Limits
 from service.schemas import GenerateRequest, NerRequest, SentimentRequest
 
 
@@ -28,12 +29,12 @@ def error_locs(model: type[BaseModel], data: dict[str, Any]) -> list[tuple[str |
         ({"top_p": 1.5}, "top_p"),
         ({"top_k": 0}, "top_k"),
         ({"max_new_tokens": 0}, "max_new_tokens"),
-        ({"max_new_tokens": schemas.MAX_NEW_TOKENS + 1}, "max_new_tokens"),
+        ({"max_new_tokens": DEFAULT_LIMITS.max_new_tokens + 1}, "max_new_tokens"),
         ({"seed": -1}, "seed"),
-        ({"stop": ["a"] * (schemas.MAX_STOP_SEQUENCES + 1)}, "stop"),
+        ({"stop": ["a"] * (DEFAULT_LIMITS.max_stop_sequences + 1)}, "stop"),
         ({"stop": [""]}, "stop"),
         ({"prompt": 5}, "prompt"),
-        ({"prompt": "x" * (schemas.MAX_TEXT_CHARS + 1)}, "prompt"),
+        ({"prompt": "x" * (DEFAULT_LIMITS.max_text_chars + 1)}, "prompt"),
         ({"unknown": 1}, "unknown"),
         ({"prompt": "a\ud800"}, "prompt"),
         ({"stop": ["\udfff"]}, "stop"),
@@ -55,7 +56,7 @@ def test_generate_defaults_allow_an_empty_prompt() -> None:
         ({"text": "  \n\t"}, "text"),
         ({"texts": []}, "texts"),
         ({"texts": ["ok", " "]}, "texts"),
-        ({"texts": ["a"] * (schemas.MAX_BATCH_TEXTS + 1)}, "texts"),
+        ({"texts": ["a"] * (DEFAULT_LIMITS.max_batch_texts + 1)}, "texts"),
         ({"text": "a", "extra": 1}, "extra"),
         ({"text": "ok \ud83d"}, "text"),
     ],
@@ -76,7 +77,7 @@ def test_sentiment_needs_exactly_one_of_text_or_texts(data: dict[str, Any]) -> N
         ({"tokens": []}, "tokens"),
         ({"tokens": ["two words"]}, "tokens"),
         ({"tokens": [""]}, "tokens"),
-        ({"tokens": ["a"] * (schemas.MAX_NER_TOKENS + 1)}, "tokens"),
+        ({"tokens": ["a"] * (DEFAULT_LIMITS.max_ner_tokens + 1)}, "tokens"),
         ({"text": " "}, "text"),
         ({"tokens": ["\ud800"]}, "tokens"),
     ],
@@ -88,13 +89,13 @@ def test_ner_bad_field(data: dict[str, Any], field: str) -> None:
 def test_ner_exactly_one_and_token_limit() -> None:
     with pytest.raises(ValidationError, match="exactly one of `text` or `tokens`"):
         NerRequest.model_validate({"text": "a", "tokens": ["a"]})
-    with pytest.raises(ValidationError, match=f"more than {schemas.MAX_NER_TOKENS} tokens"):
-        NerRequest(text="a " * (schemas.MAX_NER_TOKENS + 1))
+    with pytest.raises(ValidationError, match=f"more than {DEFAULT_LIMITS.max_ner_tokens} tokens"):
+        NerRequest(text="a " * (DEFAULT_LIMITS.max_ner_tokens + 1))
 
 
 def test_limited_models_enforce_configured_limits_as_field_constraints() -> None:
     models = schemas.limited_models(
-        schemas.Limits(max_new_tokens=5, max_batch_texts=2, max_ner_tokens=3, max_stop_sequences=1, max_text_chars=20)
+        Limits(max_new_tokens=5, max_batch_texts=2, max_ner_tokens=3, max_stop_sequences=1, max_text_chars=20)
     )
     assert any(loc[0] == "max_new_tokens" for loc in error_locs(models.generate, {"max_new_tokens": 6}))
     assert any(loc[0] == "stop" for loc in error_locs(models.generate, {"stop": ["a", "b"]}))
@@ -114,7 +115,7 @@ def test_limited_models_enforce_configured_limits_as_field_constraints() -> None
 
 
 def test_to_base_gives_the_plain_picklable_class() -> None:
-    models = schemas.limited_models(schemas.Limits(max_batch_texts=3))
+    models = schemas.limited_models(Limits(max_batch_texts=3))
     request = models.sentiment(texts=["good", "bad"])
     plain = schemas.to_base(request, SentimentRequest)
     assert type(plain) is SentimentRequest and plain.all_texts() == ["good", "bad"]
@@ -126,7 +127,7 @@ def test_to_base_gives_the_plain_picklable_class() -> None:
 def test_sentiment_text_without_readable_words_is_rejected(text: str) -> None:
     """Whatever the encoder strips (markup), a text left without words is a 422, never a length-0 sequence."""
     readable = bool(SentimentEncoder.words(text))
-    for model in (SentimentRequest, schemas.limited_models(schemas.Limits()).sentiment):
+    for model in (SentimentRequest, schemas.limited_models(Limits()).sentiment):
         if readable:
             assert model(text=text).text == text
         else:

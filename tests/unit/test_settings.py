@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from service.schemas import Limits
+from service.limits import Limits
 from service.settings import DEFAULT_ARTIFACTS, Settings
 
 

@@ -1,11 +1,11 @@
-"""service.stops: stop strings end generation, are never returned, and may arrive split over several steps."""
+"""service.tasks.stops: stop strings end generation, are never returned, and may arrive split over several steps."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.stops import StopScanner
+from service.tasks.stops import StopScanner
 
 
 def run(stops: list[str], text: str) -> tuple[str, bool]:

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import uvloop
 
-from service.metrics import ANSWER_READER, answer_reader_running
-from service.transport import PipeTransport, frame
+from service.litserve_ext.probes import ANSWER_READER, answer_reader_running
+from service.litserve_ext.transport import PipeTransport, frame
 
 LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
     "uvloop": uvloop.new_event_loop,
@@ -130,7 +130,7 @@ def test_an_unreadable_answer_is_logged_and_the_reader_goes_on(
     async def scenario() -> tuple[Any, Any]:
         return await transport.areceive(0, timeout=0.05), await transport.areceive(0, timeout=0.05)
 
-    with caplog.at_level(logging.ERROR, logger="service.transport"):
+    with caplog.at_level(logging.ERROR, logger="service.litserve_ext.transport"):
         assert run(scenario()) == (None, "after")
     assert "reading an answer from the workers failed" in caplog.text
 

@@ -1,6 +1,6 @@
 """POST /generate: one LitAPI in streaming mode serves both answers. A streaming request gets one piece per
-released chunk of text; a plain request gets a single final piece. The HTTP side (`service.routes`) turns the
-pieces into Server-Sent Events or one JSON body. The worker's loop (`service.generate_loop`) steps all running
+released chunk of text; a plain request gets a single final piece. The HTTP side (`service.web.routes`) turns the
+pieces into Server-Sent Events or one JSON body. The worker's loop (`ContinuousGenerationLoop`) steps all running
 requests together; it takes each request through `begin` and each released piece through `encode_response`."""
 
 # No `from __future__ import annotations`: LitServe reads the request type from the live annotation.
@@ -8,40 +8,35 @@ import logging
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
-import litserve as ls
-
-from service.generate_loop import ContinuousGenerationLoop
-from service.generation import (
-    Cancellation,
-    CharGenerator,
-    Coalescer,
-    Generation,
-    Joiner,
-    Piece,
-)
+from service.apis.base import ModelAPI
+from service.litserve_ext import ContinuousGenerationLoop, LoopMetrics
+from service.runtime import OnnxModel
 from service.schemas import GeneratePiece, GenerateRequest
 from service.settings import Settings
-from service.workers import WorkerStatus, load_model, report
+from service.status import WorkerStatus
+from service.tasks.generation import Cancellation, CharGenerator, Coalescer, Generation, Joiner, Piece
 
 logger = logging.getLogger(__name__)
 
 
-class GenerateAPI(ls.LitAPI):  # type: ignore[misc]  # litserve ships no type hints
+class GenerateAPI(ModelAPI):
+    task = "charlm"
+
     def __init__(
         self,
         settings: Settings,
         status: WorkerStatus | None = None,
         cancellations: MutableMapping[str, float] | None = None,
+        metrics: LoopMetrics | None = None,
     ) -> None:
-        super().__init__(api_path="/generate", stream=True, loop=ContinuousGenerationLoop(settings.generate_max_batch))
-        self.settings, self.status, self.cancellations = settings, status, cancellations
+        super().__init__(
+            settings, status, stream=True, loop=ContinuousGenerationLoop(settings.generate_max_batch, metrics)
+        )
+        self.cancellations = cancellations
 
-    def setup(self, device: str) -> None:
-        model = load_model(self.settings, "charlm")
+    def prepare(self, model: OnnxModel) -> None:
         self.generator = CharGenerator(model)
         self.generator.warm_up()
-        self.model_id = model.manifest.model_id
-        report(self.status, model)
 
     def decode_request(self, request: GenerateRequest) -> GenerateRequest:
         return request

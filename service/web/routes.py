@@ -1,5 +1,5 @@
 """The HTTP side of the three endpoints, replacing the routes LitServe generates; LitServe keeps the rest: worker
-processes, request queues, dynamic batching, /health and the process lifecycle.
+processes, request queues, /health and the process lifecycle (with our extensions, `service.litserve_ext`).
 
 Why replace them:
 - Limits are settings, so each route validates with request models derived from them (`limited_models`), while
@@ -14,19 +14,15 @@ Why replace them:
   /generate worker reads (LitServe 0.2.19 has no cancellation of its own).
 - A worker that dies fails the requests waiting on it with a 503 instead of leaving them hanging (LitServe 0.2.19
   does not answer them: it shuts the whole server down, see `service.server`).
-The routes put requests on the same queues as LitServe's own handlers and read the same response buffer
-(`litapi_request_queues`, `response_buffer`): internals, which is why litserve is pinned.
+Requests reach the workers through a `Workers` (`service.litserve_ext.client`).
 """
 
 # No `from __future__ import annotations`: FastAPI must see the request models (local variables) as live objects.
 import asyncio
 import json
-import pickle
 import sys
 import time
-import uuid
-from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, MutableMapping
 from typing import Any
 
 import litserve as ls
@@ -34,9 +30,9 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
-from litserve.utils import LitAPIStatus, ResponseBufferItem
-from pydantic import BaseModel
 
+from service.litserve_ext import client
+from service.litserve_ext.client import ClientGone, Probe, Workers
 from service.schemas import (
     GeneratePiece,
     GenerateRequest,
@@ -49,17 +45,12 @@ from service.schemas import (
     SentimentResponse,
     to_base,
 )
-from service.workers import WorkerStatus, workers_alive
+from service.status import WorkerStatus, workers_alive
+from service.tasks import ENDPOINTS
 
-POLL_SECONDS = 0.5  # how often a waiting request checks that its worker lives and its client is still there
 FLAG_LIFETIME = 600.0  # seconds a cancellation flag the worker never read is kept
 
-Probe = Callable[[], Awaitable[bool]]  # true when the client has gone
 Cancellations = MutableMapping[str, float]  # request id -> time the client went away (shared with the workers)
-
-
-class ClientGone(Exception):
-    """The client disconnected while its request was waiting or streaming."""
 
 
 def remove_route(app: FastAPI, path: str, method: str) -> None:
@@ -68,82 +59,20 @@ def remove_route(app: FastAPI, path: str, method: str) -> None:
     ]
 
 
-def _submit(server: ls.LitServer, api_path: str, payload: BaseModel, item: ResponseBufferItem) -> str:
-    uid = str(uuid.uuid4())
-    if isinstance(payload, GenerateRequest):
-        payload._request_id = uid  # the worker's key into the cancellation flags
-    server.response_buffer[uid] = item  # registered before the worker can possibly answer
-    server.litapi_request_queues[api_path].put((server.app.response_queue_id, uid, time.monotonic(), payload))
-    return uid
-
-
-async def _wait(event: asyncio.Event, api_path: str, alive: Callable[[], bool] | None, gone: Probe | None) -> None:
-    """Wait for the worker's next message, checking every POLL_SECONDS that the worker lives and the client is
-    still connected."""
-    while True:
-        try:
-            await asyncio.wait_for(event.wait(), POLL_SECONDS)
-            return
-        except TimeoutError:
-            if alive is not None and not alive():
-                raise HTTPException(
-                    503, f"the {api_path} model worker stopped; the server restarts: retry", {"Retry-After": "5"}
-                ) from None
-            if gone is not None and await gone():
-                raise ClientGone() from None
-
-
-async def worker_answer(
-    server: ls.LitServer,
-    api_path: str,
-    payload: BaseModel,
-    alive: Callable[[], bool] | None = None,
-) -> Any:
-    """One request through a non-streaming LitAPI's queue; a worker error raises HTTPException."""
-    item = ResponseBufferItem(event=asyncio.Event())
-    uid = _submit(server, api_path, payload, item)
-    try:
-        await _wait(item.event, api_path, alive, None)
-    finally:
-        server.response_buffer.pop(uid, None)
-    data, status = item.response
-    if status == LitAPIStatus.ERROR:
-        raise _as_http_error(data)
-    return data
-
-
-async def worker_pieces(
-    server: ls.LitServer,
-    api_path: str,
-    payload: BaseModel,
+async def generate_pieces(
+    workers: Workers,
+    request: GenerateRequest,
     alive: Callable[[], bool] | None = None,
     gone: Probe | None = None,
     cancellations: Cancellations | None = None,
 ) -> AsyncGenerator[GeneratePiece, None]:
-    """One request through a streaming LitAPI's queue, piece by piece; a worker error raises HTTPException. Left
-    before the worker has finished (the client went away, the route stopped reading), it flags the request id in
-    `cancellations` so that the worker stops generating."""
-    pieces: deque[Any] = deque()
-    item = ResponseBufferItem(event=asyncio.Event(), response_queue=pieces)
-    uid = _submit(server, api_path, payload, item)
-    finished = False
-    try:
-        while True:
-            await _wait(item.event, api_path, alive, gone)
-            item.event.clear()
-            while pieces:
-                data, status = pieces.popleft()
-                if status == LitAPIStatus.FINISH_STREAMING:
-                    finished = True
-                    return
-                if status == LitAPIStatus.ERROR:
-                    finished = True
-                    raise _as_http_error(data)
-                yield GeneratePiece.model_validate_json(data)
-    finally:
-        server.response_buffer.pop(uid, None)
-        if not finished and cancellations is not None:
-            _flag(cancellations, uid)
+    """One /generate request's pieces from the worker. Left before the end (the client went away, the route stopped
+    reading), it flags the request id in `cancellations` so that the worker stops generating."""
+    uid = client.new_uid()
+    request._request_id = uid  # the worker's key into the cancellation flags
+    abandoned = None if cancellations is None else lambda: _flag(cancellations, uid)
+    async for data in workers.pieces("/generate", uid, request, alive, gone, abandoned):
+        yield GeneratePiece.model_validate_json(data)
 
 
 def _flag(cancellations: Cancellations, uid: str) -> None:
@@ -162,18 +91,6 @@ def json_answer(body: bytes) -> Response:
     routes still declare the response models for the OpenAPI document; the service tests check the bodies
     against them."""
     return Response(body, media_type="application/json")
-
-
-def _as_http_error(data: Any) -> HTTPException:
-    if isinstance(data, bytes):  # LitServe pickles worker exceptions; these bytes come from our own workers
-        try:
-            data = pickle.loads(data)
-        except Exception:
-            data = None
-    status = getattr(data, "status_code", None)
-    if isinstance(status, int):
-        return HTTPException(status, str(getattr(data, "detail", "")))
-    return HTTPException(500, "the model failed on this request (see the server log)")
 
 
 def _json_event(name: str, content: dict[str, Any]) -> dict[str, Any]:
@@ -199,23 +116,24 @@ SSE_EVENT = {
 
 
 def add_inference_routes(
-    server: ls.LitServer,
+    app: FastAPI,
+    workers: Workers,
     models: RequestModels,
     status: WorkerStatus | None = None,
     cancellations: Cancellations | None = None,
 ) -> None:
     """The three POST routes. With `status` (the workers' reports), a request whose worker died gets a 503; with
     `cancellations`, a /generate whose client went away is stopped in the worker."""
-    for path in ("/generate", "/sentiment", "/ner"):
-        remove_route(server.app, path, "POST")
+    for path in ENDPOINTS.values():
+        remove_route(app, path, "POST")
     generate_model, sentiment_model, ner_model = models.generate, models.sentiment, models.ner
 
     def alive(task: str) -> Callable[[], bool] | None:
         return None if status is None else lambda: workers_alive(status, task)
 
     async def generate(request: generate_model, http: Request) -> Response:  # type: ignore[valid-type]
-        pieces = worker_pieces(
-            server, "/generate", to_base(request, GenerateRequest), alive("charlm"), http.is_disconnected, cancellations
+        pieces = generate_pieces(
+            workers, to_base(request, GenerateRequest), alive("charlm"), http.is_disconnected, cancellations
         )
         try:
             first = await anext(pieces)  # errors before the first piece are plain HTTP errors
@@ -229,14 +147,11 @@ def add_inference_routes(
         )
 
     async def sentiment(request: sentiment_model) -> Response:  # type: ignore[valid-type]
-        return json_answer(
-            await worker_answer(server, "/sentiment", to_base(request, SentimentRequest), alive("sentiment"))
-        )
+        return json_answer(await workers.answer("/sentiment", to_base(request, SentimentRequest), alive("sentiment")))
 
     async def ner(request: ner_model) -> Response:  # type: ignore[valid-type]
-        return json_answer(await worker_answer(server, "/ner", to_base(request, NerRequest), alive("ner")))
+        return json_answer(await workers.answer("/ner", to_base(request, NerRequest), alive("ner")))
 
-    app = server.app
     app.add_api_route(
         "/generate",
         generate,

@@ -7,7 +7,7 @@ from importlib.resources import files
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
-from service.routes import remove_route
+from service.web.routes import remove_route
 
 
 def page_html() -> str:

@@ -4,7 +4,7 @@ length.
 
 A `Generation` is one request in progress: its sampler, stop scanner, LSTM state and next logits. `CharGenerator.tick`
 advances any number of them by one character with ONE model call for all of them (the rows of one batch), which is
-what lets the /generate worker step concurrent requests together (`service.generate_loop`). A generation still
+what lets the /generate worker step concurrent requests together (`ContinuousGenerationLoop`). A generation still
 reading its prompt takes part in the same call with its next prompt character: at batch 1 an LSTM step is bound by
 reading the weights (8 MB per step for the 2x512 model, measured 0.29 ms per prompt character even in one long
 call), while one more row in a batch of 16 costs ~0.03 ms. Prompts longer than `FOLD_MAX` first read their head
@@ -26,9 +26,9 @@ import numpy.typing as npt
 
 from rnntext.encoders import CharEncoder
 from service.runtime import ArtifactError, OnnxModel, check_width
-from service.sampling import SamplingParams, sample
 from service.schemas import FinishReason, GenerateRequest
-from service.stops import StopScanner
+from service.tasks.sampling import SamplingParams, sample
+from service.tasks.stops import StopScanner
 
 State = dict[str, npt.NDArray[np.float32]]
 

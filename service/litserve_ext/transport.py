@@ -1,18 +1,15 @@
 """Answers from the workers to an HTTP process: one pipe per HTTP process, read by its event loop itself.
 
-LitServe 0.2.19's transport puts every answer on a queue that the HTTP process reads with
-`asyncio.to_thread(queue.get)`: a thread-pool hop per answer, plus the worker's queue feeder thread, each waiting
-for the GIL of a busy process. Here a worker pickles the answer and writes it to the pipe of the HTTP process that
-holds the request as one frame (an 8-byte length, then the pickle; a lock per pipe keeps frames from several
-workers whole), and the HTTP process's event loop wakes on the pipe's file descriptor and reads it directly: no
-threads on either side. A worker's write blocks only while the pipe is full (64 KiB), which the reader empties.
+Replaces LitServe's transport (a queue read with `asyncio.to_thread(queue.get)`: a thread-pool hop per answer). A
+worker pickles the answer and writes it to the pipe of the HTTP process that holds the request as one frame (an
+8-byte length, then the pickle; a lock per pipe keeps frames from several workers whole), and the HTTP process's
+event loop wakes on the pipe's file descriptor and reads it directly: no threads on either side. A worker's write
+blocks only while the pipe is full (64 KiB), which the reader empties.
 
-The reading end is non-blocking, and the reader keeps what it has read until a frame is whole. It has to be:
-uvloop (uvicorn's loop) switches a descriptor to non-blocking when it is watched, and a frame larger than what
-the writer has put in the pipe so far (a long /ner answer) then raised EAGAIN in the middle of a blocking-style
-read. LitServe's reading task ends on any exception, and that HTTP process never answered an inference request
-again (seen once in CI: every request that reached it waited for the client's timeout). So `areceive` reads only
-what is there, never waits outside the event loop, and returns None rather than raise.
+Invariants of the reading end: it is non-blocking (uvloop makes a watched descriptor non-blocking anyway), it keeps
+what it has read until a frame is whole, and `areceive` never waits outside the event loop and returns None rather
+than raise, because LitServe's reading task ends on any exception and with it every answer to that HTTP process
+(how that was found: docs/operations.md, "Metrics").
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-FloatArray = npt.NDArray[np.floating]
+from service.tasks.arrays import FloatArray
 
 
 @dataclass(frozen=True)

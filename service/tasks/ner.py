@@ -6,15 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
-from rnntext.encoders import IntArray, NerEncoder, NerFeatures, pad
+from rnntext.encoders import NerEncoder, NerFeatures, pad
 from rnntext.tags import TagDecoder, spans
 from rnntext.tokenize import Token, join_tokens
 from service.runtime import ArtifactError, OnnxModel, check_width
 from service.schemas import NerEntity, NerRequest, NerResponse, NerToken
-
-FloatArray = npt.NDArray[np.float32]
+from service.tasks.arrays import FloatArray, IntArray
 
 
 @dataclass(frozen=True)
@@ -57,7 +55,7 @@ class NerModel:
         self.char_pad = model.encoder.chars.pad_id or 0
         self.output_name = next(iter(model.manifest.io.outputs))
 
-    def decode(self, request: NerRequest) -> NerInput:
+    def encode_request(self, request: NerRequest) -> NerInput:
         if request.tokens is not None:
             text, tokens = join_tokens(request.tokens)
         else:
@@ -74,7 +72,7 @@ class NerModel:
         return self.model.output_by_length(self.output_name, feeds, self.chunk)
 
     def warm_up(self) -> None:
-        log_probs = self.predict(self.batch([self.decode(NerRequest(text="EU rejects German call"))]))
+        log_probs = self.predict(self.batch([self.encode_request(NerRequest(text="EU rejects German call"))]))
         check_width(self.model, log_probs, self.tags, "tags")
 
 

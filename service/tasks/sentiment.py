@@ -9,13 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
-from rnntext.encoders import IntArray, SentimentEncoder, pad
+from rnntext.encoders import SentimentEncoder, pad
 from service.runtime import ArtifactError, OnnxModel, check_width
 from service.schemas import SentimentBatchResponse, SentimentRequest, SentimentResponse, SentimentResult
-
-FloatArray = npt.NDArray[np.float32]
+from service.tasks.arrays import FloatArray, IntArray
 
 
 @dataclass(frozen=True)
@@ -49,7 +47,7 @@ class SentimentModel:
         self.pad_id = pad_id if pad_id is not None else 0
         self.output_name = next(iter(model.manifest.io.outputs))
 
-    def decode(self, request: SentimentRequest) -> SentimentInput:
+    def encode_request(self, request: SentimentRequest) -> SentimentInput:
         return SentimentInput([self.encoder.encode(t) for t in request.all_texts()], request.text is not None)
 
     def batch(self, inputs: list[SentimentInput]) -> SentimentBatch:

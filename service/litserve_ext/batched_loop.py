@@ -1,0 +1,108 @@
+"""The /sentiment and /ner workers' loop: dynamic batching that sleeps while idle and fails bad requests alone.
+
+Replaces LitServe 0.2.19's `BatchedLoop`, which collects a batch by polling its request queue with 1 ms timeouts
+around the clock (idle, each batched worker and the queue's manager process cost a share of a core), calls every
+LitAPI method through `_inject_context` (an `inspect.signature` per call), and fails a whole batch when one
+request's `decode_request` raises. This loop blocks on the queue for the first request, then gathers more until
+`batch_timeout` or `max_batch_size`, taking without waiting whatever is already queued: the same batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from queue import Empty, Queue
+from typing import Any
+
+from litserve.loops.simple_loops import BatchedLoop
+from litserve.transport.base import MessageTransport
+
+from service.litserve_ext.contracts import BatchedAPI, LoopMetrics
+from service.litserve_ext.protocol import Job, Outbox
+
+logger = logging.getLogger(__name__)
+
+
+class BlockingBatchedLoop(BatchedLoop):  # type: ignore[misc]  # litserve ships no type hints
+    idle_wait = 1.0  # seconds per blocking wait; the loop re-checks for shutdown in between
+
+    def __init__(self, metrics: LoopMetrics | None = None) -> None:
+        super().__init__()
+        self.metrics = metrics
+
+    def __call__(
+        self,
+        lit_api: BatchedAPI,
+        device: str,
+        worker_id: int,
+        request_queue: Queue[Any],
+        transport: MessageTransport,
+        workers_setup_status: Any,
+        callback_runner: Any,
+        *_: Any,
+        **__: Any,
+    ) -> None:
+        if self.metrics is not None:
+            self.metrics.bind(str(getattr(lit_api, "api_path", "")))
+        outbox = Outbox(self, transport, streaming=False)
+        while (jobs := self.collect(lit_api, request_queue, outbox)) is not None:
+            if jobs:
+                self.serve(lit_api, outbox, jobs)
+
+    def collect(self, lit_api: BatchedAPI, request_queue: Queue[Any], outbox: Outbox) -> list[Job] | None:
+        """The next batch (empty after an idle wait), or None once the loop is told to stop. A request that waited
+        longer than `request_timeout` is answered with 504 here and left out."""
+        jobs: list[Job] = []
+        try:
+            item = request_queue.get(timeout=self.idle_wait)
+        except Empty:
+            return jobs
+        deadline = time.monotonic() + lit_api.batch_timeout
+        taken = 0
+        while True:
+            job = Job.from_item(item)
+            if job is None:
+                return None
+            outbox.started(job)
+            taken += 1
+            if job.expired(lit_api.request_timeout):
+                outbox.timed_out(job, lit_api.request_timeout)
+            else:
+                jobs.append(job)
+            if taken >= lit_api.max_batch_size:
+                break
+            remaining = deadline - time.monotonic()
+            try:
+                item = request_queue.get(timeout=remaining) if remaining > 0 else request_queue.get_nowait()
+            except Empty:
+                break
+        return jobs
+
+    def serve(self, lit_api: BatchedAPI, outbox: Outbox, jobs: list[Job]) -> None:
+        """decode each request (a failure answers that request only), then batch, predict, unbatch, encode."""
+        decoded: list[tuple[Job, Any]] = []
+        for job in jobs:
+            try:
+                decoded.append((job, lit_api.decode_request(job.request)))
+            except Exception as err:
+                outbox.error(job, err)
+        if not decoded:
+            return
+        try:
+            batch = lit_api.batch([x for _, x in decoded])
+            started = time.perf_counter()
+            try:
+                output = lit_api.predict(batch)
+            finally:
+                if self.metrics is not None:
+                    self.metrics.batch(len(decoded), time.perf_counter() - started)
+            outputs = lit_api.unbatch(output)
+            if len(outputs) != len(decoded):
+                raise RuntimeError(f"unbatch returned {len(outputs)} outputs for {len(decoded)} requests")
+            answers = [lit_api.encode_response(y) for y in outputs]
+        except Exception as err:
+            for job, _ in decoded:
+                outbox.error(job, err)
+            return
+        for (job, _), answer in zip(decoded, answers, strict=True):
+            outbox.answer(job, answer)
