@@ -82,6 +82,7 @@ class TrainConfig(RunConfig):
     token_loss: float = knob(1.0, "with --crf: weight of the per-token loss beside the CRF's (keeps scores calibrated)")
     batch_size: int = knob(32, "sentences per step")
     epochs: int = knob(20, "passes over the training sentences")
+    average_last: int = knob(3, "also try the mean of the last N epochs' weights; kept if it validates better")
     clip: float = knob(5.0, "gradient norm clip (larger: the tagger has many short sequences)")
     name: str = knob("ner-conll2003", "model name in the manifest")
     version: str = knob("1.1.0", "model version in the manifest")
