@@ -74,8 +74,7 @@ def sentiment_batch(encoder: SentimentEncoder, texts: list[str], pad_id: int) ->
 
 def ner_batch(encoder: NerEncoder, texts: list[str]) -> dict[str, Any]:
     feats = [encoder.encode([t.text for t in encoder.tokenize(s)]) for s in texts]
-    words, lengths = pad([f.words for f in feats], encoder.words.pad_id or 0)
-    chars, _ = pad([f.chars for f in feats], encoder.chars.pad_id or 0)
+    words, chars, lengths = encoder.pad_batch(feats)
     return {"words": words, "chars": chars, "lengths": lengths}
 
 

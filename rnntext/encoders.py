@@ -103,6 +103,13 @@ class NerEncoder:
     def tokenize(self, text: str) -> list[Token]:
         return tokenize(text)
 
+    def pad_batch(self, features: list[NerFeatures]) -> tuple[IntArray, IntArray, IntArray]:
+        """The model's inputs for sentences padded together: words [batch, time], chars [batch, time, chars] and
+        lengths [batch]; padding takes the vocabularies' pad ids, which the model ignores (lengths are fed)."""
+        words, lengths = pad([f.words for f in features], self.words.pad_id or 0)
+        chars, _ = pad([f.chars for f in features], self.chars.pad_id or 0)
+        return words, chars, lengths
+
 
 def _clip_word(word: str, limit: int) -> str:
     # Prefix and suffix carry the morphology (capital letter, "-based", "ville"); the middle of a huge token does not.

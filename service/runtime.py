@@ -35,6 +35,13 @@ class ArtifactError(ValueError):
     """An artifact failed a check; the message names the file and the check."""
 
 
+def check_device(device: Device, in_use: list[str]) -> None:
+    """onnxruntime-gpu lists CUDA as available even where no GPU or CUDA library is, and then quietly falls back to
+    the CPU when a session is made: with RNNSERVE_DEVICE=cuda that must be a refusal, not a slow server."""
+    if device == "cuda" and _CUDA not in in_use:
+        raise ArtifactError(f"RNNSERVE_DEVICE=cuda but the session runs on {in_use}: no usable CUDA device")
+
+
 def choose_providers(device: Device, available: list[str]) -> list[str]:
     if device == "cuda" and _CUDA not in available:
         raise ArtifactError(f"RNNSERVE_DEVICE=cuda but onnxruntime offers only {available}")
@@ -76,6 +83,7 @@ class OnnxModel:
             sess_options=session_options(threads),
             providers=choose_providers(device, ort.get_available_providers()),
         )
+        check_device(device, session.get_providers())
         check_io(model_path, manifest, session)
         check_labels(model_path, manifest)
         model = cls(directory, manifest, encoder, session, session.get_providers(), threads, chunk_threads)

@@ -10,7 +10,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from rnntext.encoders import NerEncoder, NerFeatures, pad
+from rnntext.encoders import NerEncoder, NerFeatures
 from rnntext.tags import TagDecoder, entity_scores, spans
 
 LogProbsOf = Callable[[np.ndarray, np.ndarray, np.ndarray], npt.NDArray[np.float32]]  # words, chars, lengths
@@ -34,8 +34,7 @@ def decode_tags(
     for i in range(0, len(order), batch):
         rows = order[i : i + batch]
         features: list[NerFeatures] = [encoder.encode(list(sentences[r])) for r in rows]
-        words, lengths = pad([f.words for f in features], encoder.words.pad_id or 0)
-        chars, _ = pad([f.chars for f in features], encoder.chars.pad_id or 0)
+        words, chars, lengths = encoder.pad_batch(features)
         paths = decoder.decode_batch(log_probs_of(words, chars, lengths), lengths)
         for r, path in zip(rows, paths, strict=True):
             decoded[r] = [decoder.tags[t] for t in path]

@@ -94,8 +94,7 @@ Example = tuple[dict[Casing, NerFeatures], np.ndarray]
 
 
 def to_batch(rows: list[tuple[NerFeatures, np.ndarray]], encoder: NerEncoder) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    words, lengths = pad([f.words for f, _ in rows], encoder.words.pad_id or 0)
-    chars, _ = pad([f.chars for f, _ in rows], encoder.chars.pad_id or 0)
+    words, chars, lengths = encoder.pad_batch([f for f, _ in rows])
     tags, _ = pad([t for _, t in rows], PAD_TAG)
     return torch.from_numpy(words), torch.from_numpy(chars), torch.from_numpy(lengths), torch.from_numpy(tags)
 

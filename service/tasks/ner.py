@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnntext.encoders import NerEncoder, NerFeatures, pad
+from rnntext.encoders import NerEncoder, NerFeatures
 from rnntext.tags import TagDecoder, spans
 from rnntext.tokenize import Token, join_tokens
 from service.runtime import ArtifactError, OnnxModel, check_width
@@ -51,8 +51,6 @@ class NerModel:
             self.decoder = TagDecoder.for_tags(self.tags, model.manifest.decoding)
         except ValueError as err:
             raise ArtifactError(f"{model.directory / 'manifest.json'}: decoding: {err}") from err
-        self.word_pad = model.encoder.words.pad_id or 0
-        self.char_pad = model.encoder.chars.pad_id or 0
         self.output_name = next(iter(model.manifest.io.outputs))
 
     def encode_request(self, request: NerRequest) -> NerInput:
@@ -63,8 +61,7 @@ class NerModel:
         return NerInput(text, tokens, self.encoder.encode([t.text for t in tokens]))
 
     def batch(self, inputs: list[NerInput]) -> NerBatch:
-        words, lengths = pad([i.features.words for i in inputs], self.word_pad)
-        chars, _ = pad([i.features.chars for i in inputs], self.char_pad)
+        words, chars, lengths = self.encoder.pad_batch([i.features for i in inputs])
         return NerBatch(words, chars, lengths, inputs)
 
     def predict(self, batch: NerBatch) -> FloatArray:

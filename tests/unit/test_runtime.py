@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from rnntext.manifest import file_sha256
-from service.runtime import ArtifactError, OnnxModel, choose_providers
+from service.runtime import ArtifactError, OnnxModel, check_device, choose_providers
 from service.tasks.sentiment import SentimentModel
 
 
@@ -79,3 +79,11 @@ def test_choose_providers() -> None:
     assert choose_providers("auto", ["CUDAExecutionProvider", "CPUExecutionProvider"])[0] == "CUDAExecutionProvider"
     with pytest.raises(ArtifactError, match="RNNSERVE_DEVICE=cuda"):
         choose_providers("cuda", ["CPUExecutionProvider"])
+
+
+def test_cuda_asked_for_but_not_in_use_is_refused() -> None:
+    """onnxruntime-gpu without a GPU: CUDA is 'available', yet the session runs on the CPU alone."""
+    check_device("cuda", ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    check_device("auto", ["CPUExecutionProvider"])
+    with pytest.raises(ArtifactError, match="no usable CUDA device"):
+        check_device("cuda", ["CPUExecutionProvider"])
