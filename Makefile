@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DATA ?= ../shared/data
 
-.PHONY: serve test test-slow lint image image-test image-gpu train train-charlm train-sentiment train-ner bench bench-int8 clean
+.PHONY: serve test test-slow lint image image-test image-gpu image-audit train train-charlm train-sentiment train-ner bench bench-int8 clean
 
 # Serving dependencies only (no torch), installed once and again when pyproject.toml changes.
 $(VENV)/.serve: pyproject.toml
@@ -45,6 +45,10 @@ image:
 # Runs the image as the README's container section does and checks it as a user would (deploy/image/check.py).
 image-test: image
 	$(PYTHON) deploy/image/check.py
+
+# pip-audit (in a throwaway venv) on the Python packages inside the image.
+image-audit:
+	deploy/image/audit.sh
 
 # The GPU image. onnxruntime-gpu 1.32.0 is not on PyPI yet: make image-gpu ORT_GPU_VERSION=1.31.1 builds with that.
 image-gpu:

@@ -43,4 +43,4 @@ if [ -n "$previous" ] && [ "$previous" != "$(bh images --quiet --no-trunc "local
     bh rmi "$previous" >/dev/null 2>&1 || true  # the last build's image, now untagged (unless a container uses it)
 fi
 echo "built localhost/$NAME:$VERSION with buildah in $((SECONDS - start)) s on the stand-in base $BASE:" \
-    "$(bh images --format '{{.Size}}' "localhost/$NAME:$VERSION")"
+    "$(bh images --format '{{.Size}}' "localhost/$NAME:$VERSION" | head -1)"
