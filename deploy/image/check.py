@@ -237,6 +237,7 @@ class BuildahContainer:
 
     def __init__(self, image: str, args: list[str], port: int, logdir: Path) -> None:
         self.image, self.port, self.log = image, port, logdir / "container.log"
+        self.inner_port = port  # the host's network: the server listens on the host port itself
         self.config = json.loads(run("buildah", "inspect", "--type", "image", image))["Docker"]["config"]
         self.ctr = run("buildah", "from", "--pull=never", "--name", f"rnnserve-image-test-{os.getpid()}", image)
         self.root = Path(run("buildah", "mount", self.ctr))
@@ -331,7 +332,7 @@ class BuildahContainer:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
     def remove(self) -> None:
-        if self.process.poll() is None:
+        if hasattr(self, "process") and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
         subprocess.run(["buildah", "rm", self.ctr], capture_output=True)
@@ -342,6 +343,7 @@ class DockerContainer:
 
     def __init__(self, image: str, args: list[str], port: int, logdir: Path) -> None:
         self.image, self.port, self.log = image, port, logdir / "container.log"
+        self.inner_port = 8000  # -p port:8000
         self.config = json.loads(run("docker", "image", "inspect", image))[0]["Config"]
         self.name = f"rnnserve-image-test-{os.getpid()}"
         self.args = [a for a in args if a != "--rm"]
@@ -371,9 +373,8 @@ class DockerContainer:
         return int(run("docker", "wait", self.name, timeout=timeout))
 
     def log_tail(self, lines: int = 40) -> str:
-        return subprocess.run(
-            ["docker", "logs", "--tail", str(lines), self.name], capture_output=True, text=True
-        ).stderr
+        logs = subprocess.run(["docker", "logs", "--tail", str(lines), self.name], capture_output=True, text=True)
+        return logs.stdout + logs.stderr
 
     def remove(self) -> None:
         subprocess.run(["docker", "rm", "-f", self.name], capture_output=True)
@@ -427,7 +428,7 @@ def main() -> None:
             timings["health_s"] = round(wait_healthy(container, start_period), 2)
             ok(f"/health 200 after {timings['health_s']} s (start period {start_period:.0f} s), flags {' '.join(args)}")
             check = config["Healthcheck"]["Test"]
-            probe = container.exec([a.replace(":8000/", f":{port}/") for a in check[1:]])  # host network: our port
+            probe = container.exec([a.replace(":8000/", f":{container.inner_port}/") for a in check[1:]])
             if check[0] != "CMD" or probe.returncode != 0:
                 fail(f"HEALTHCHECK {check}: exit {probe.returncode} {probe.stderr[-300:]}")
             ok("the HEALTHCHECK command passes inside the image")
