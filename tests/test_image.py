@@ -4,6 +4,7 @@ reads from the README, which run everywhere."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import shutil
@@ -21,7 +22,8 @@ check = importlib.util.module_from_spec(spec)
 sys.modules["image_check"] = check
 spec.loader.exec_module(check)
 
-BASE = "localhost/rnnserve-base:py311-bookworm"
+BASE_SCRIPT = REPO / "deploy" / "image" / "base.sh"
+BASE = f"localhost/rnnserve-base:py311-bookworm-{hashlib.sha256(BASE_SCRIPT.read_bytes()).hexdigest()[:12]}"
 
 
 def why_no_image_test() -> str | None:

@@ -32,8 +32,7 @@ if [ "$(id -u)" != 0 ]; then
     exit 2
 fi
 bh() { buildah ${STORAGE_DRIVER:+--storage-driver "$STORAGE_DRIVER"} "$@"; }
-BASE=localhost/rnnserve-base:py311-bookworm
-deploy/image/base.sh "$BASE"
+BASE=$(deploy/image/base.sh)
 previous=$(bh images --quiet --no-trunc "localhost/$NAME:$VERSION" 2>/dev/null || true)
 # --from replaces the Dockerfile's FROM (python:3.11-slim, or the CUDA image of Dockerfile.gpu) with the stand-in;
 # --format docker keeps the HEALTHCHECK, which the OCI image format has no field for.
