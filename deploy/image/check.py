@@ -9,10 +9,11 @@
   PID namespace in which the image's ENTRYPOINT (tini) is PID 1, the image's root filesystem mounted read-only
   (`--read-only`), a tmpfs on /tmp as Docker mounts it (`--tmpfs`: noexec, nosuid, 64 MiB), the image's user,
   working directory and environment, the host's network (so `-p H:8000` becomes RNNSERVE_PORT=H).
-- Checks: /health answers 200 within the HEALTHCHECK's start period, and the HEALTHCHECK command itself passes; each
-  `curl` example of the README's "Try it" section gives the answer printed there (scores to the printed decimals;
-  streamed text joined); every server process runs as the image's non-root user; torch is not installed; then
-  SIGTERM to PID 1 during a stream: the stream finishes (a drain), PID 1 exits 0 and every process is gone.
+- Checks: the OCI labels; /health answers 200 within the HEALTHCHECK's start period, and the HEALTHCHECK command
+  itself passes; a write to $HOME fails with EROFS while /tmp holds the server's files; each `curl` example of the
+  README's "Try it" section gives the answer printed there (scores to the printed decimals; streamed text joined);
+  torch is not installed; every process runs as the image's non-root user and tini is PID 1; then SIGTERM to PID 1
+  during a stream: the stream finishes (a drain), PID 1 exits 0, every process is gone and the log has no error.
 Prints one line per check and the timings as JSON at the end.
 """
 
@@ -33,7 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
@@ -50,7 +51,7 @@ with tempfile.NamedTemporaryFile(dir="/tmp"):
 DRAIN_TOKENS = 1000  # the default RNNSERVE_MAX_NEW_TOKENS: a stream of about a second, in flight at SIGTERM
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     raise SystemExit(f"image-test FAILED: {message}")
 
 
@@ -105,18 +106,17 @@ def readme_run_args(image: str) -> list[str]:
 
 def readme_examples() -> list[tuple[str, str]]:
     """(curl command, printed answer) for each `$ curl` of the "Try it" section's first code block."""
-    block = re.search(r"```bash\n(.*?)```", section("Try it"), re.S).group(1)
-    examples, current = [], None
-    for line in block.splitlines():
-        if line.startswith("$ "):
-            current = [line[2:].rstrip().removesuffix("\\"), "", line.rstrip().endswith("\\")]
-            examples.append(current)
-        elif current is not None and current[2]:
-            current[0] += " " + line.strip().removesuffix("\\")
-            current[2] = line.rstrip().endswith("\\")
-        elif current is not None:
-            current[1] += line + "\n"
-    return [(cmd, out) for cmd, out, _ in examples]
+    block = re.search(r"```bash\n(.*?)```", section("Try it"), re.S)
+    if not block:
+        fail("the README's 'Try it' section has no bash block")
+    examples = []
+    for chunk in re.split(r"^\$ ", block.group(1), flags=re.M)[1:]:
+        lines = chunk.rstrip().splitlines()
+        command = lines.pop(0).rstrip()
+        while command.endswith("\\"):
+            command = command[:-1].rstrip() + " " + lines.pop(0).strip()
+        examples.append((command, "\n".join(lines)))
+    return examples
 
 
 SCALAR = re.compile(r'"(\w+)":\s*("(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?|true|false|null)')
@@ -179,6 +179,8 @@ def send_curl(argv: list[str], port: int) -> tuple[int, str, bytes]:
             continue  # -s, -N: how curl prints, not what it sends
         else:
             url = arg
+    if url is None:
+        fail(f"no URL in {argv}")
     host_path = re.sub(r"^(https?://)?localhost:8000", "", url)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     conn.request("POST" if data is not None else "GET", host_path, data, headers)
@@ -223,7 +225,7 @@ def free_port() -> int:
 
 
 def run(*argv: str, **kw: Any) -> str:
-    return subprocess.run(argv, check=True, capture_output=True, text=True, **kw).stdout.strip()
+    return str(subprocess.run(argv, check=True, capture_output=True, text=True, **kw).stdout).strip()
 
 
 def docker_engine() -> bool:
@@ -397,12 +399,11 @@ def wait_healthy(container: BuildahContainer | DockerContainer, limit: float) ->
                 return time.monotonic() - start
         time.sleep(0.2)
     fail(f"/health not 200 within the HEALTHCHECK's start period ({limit:.0f} s):\n{container.log_tail()}")
-    raise AssertionError
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    version = re.search(r'^version = "(.+)"', (REPO / "pyproject.toml").read_text(), re.M).group(1)
+    version = re.findall(r'^version = "(.+)"', (REPO / "pyproject.toml").read_text(), re.M)[0]
     parser.add_argument("--image", default=f"rnnserve:{version}")
     options = parser.parse_args()
     docker = docker_engine()
