@@ -33,9 +33,9 @@ test-slow: $(VENV)/.dev
 	$(PY) -m pytest -m slow -q
 
 lint: $(VENV)/.dev
-	$(VENV)/bin/ruff check rnntext service training tests bench examples
-	$(VENV)/bin/ruff format --check rnntext service training tests bench examples
-	$(VENV)/bin/mypy --strict rnntext service
+	$(VENV)/bin/ruff check rnntext service training tests bench examples deploy
+	$(VENV)/bin/ruff format --check rnntext service training tests bench examples deploy
+	$(VENV)/bin/mypy --strict rnntext service deploy/image/check.py
 
 # The serving image as rnnserve:<version>: docker build where a Docker engine runs, else buildah (as root) on a
 # stand-in for python:3.11-slim that debootstrap makes once (deploy/image/; about 1.5 min, then 1 min a build).
