@@ -38,7 +38,7 @@ lint: $(VENV)/.dev
 	$(VENV)/bin/mypy --strict rnntext service deploy/image/check.py
 
 # The serving image as rnnserve:<version>: docker build where a Docker engine runs, else buildah (as root) on a
-# stand-in for python:3.11-slim that debootstrap makes once (deploy/image/; about 1.5 min, then 1 min a build).
+# stand-in for python:3.11-slim that debootstrap makes once (deploy/image/; 1.5-2.5 min once, then about 1 min a build).
 image:
 	deploy/image/build.sh Dockerfile rnnserve
 
