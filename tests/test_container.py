@@ -60,6 +60,10 @@ def test_dockerfile_shape() -> None:
             env.update(env_of(a))
     assert env["RNNSERVE_HOST"] == "0.0.0.0"
     assert not any("torch" in a for i, a in steps if i == "RUN")
+    assert [json.loads(a) for i, a in steps if i == "ENTRYPOINT"] == [["tini", "--"]], "an init as PID 1"
+    labels = " ".join(a for i, a in steps if i == "LABEL")
+    for key in ("version", "source", "licenses"):
+        assert f"org.opencontainers.image.{key}=" in labels
 
 
 def test_install_and_start_like_the_image(artifacts: Path, tmp_path: Path) -> None:

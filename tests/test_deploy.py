@@ -172,8 +172,12 @@ def test_gpu_dockerfile_is_the_cpu_image_with_onnxruntime_gpu() -> None:
     uninstall = commands.index("pip uninstall -y onnxruntime")
     assert commands.index('pip install --no-cache-dir "onnxruntime-gpu==${ORT_VERSION}"') == uninstall + 1
     assert not any("torch" in a for i, a in gpu if i == "RUN")
-    for instruction in ("COPY", "USER", "EXPOSE", "HEALTHCHECK", "CMD", "WORKDIR"):
+    for instruction in ("COPY", "USER", "EXPOSE", "HEALTHCHECK", "ENTRYPOINT", "CMD", "WORKDIR"):
         assert [a for i, a in gpu if i == instruction] == [a for i, a in cpu if i == instruction], instruction
+    labels = [
+        re.findall(r"(org\.opencontainers\.image\.\w+)=", " ".join(a for i, a in f if i == "LABEL")) for f in (gpu, cpu)
+    ]
+    assert labels[0] == labels[1] and "org.opencontainers.image.licenses" in labels[1]
     gpu_env, cpu_env = env_of(gpu), env_of(cpu)
     assert {k: gpu_env[k] for k in cpu_env} == cpu_env
     assert gpu_env["RNNSERVE_DEVICE"] == "cuda"
