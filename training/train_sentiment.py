@@ -26,6 +26,10 @@ from rnntext.manifest import IOSpec, Manifest, TensorSpec
 from rnntext.vocab import Vocab
 from training.artifacts import CARD_FILE, ArtifactSpec, write_artifact
 from training.batching import bucketed, shard
+from training.behaviour import card_section as behaviour_section
+from training.behaviour import run_suite
+from training.calibration import calibrate, calibrated_probs, reliability_diagram
+from training.calibration import card_section as calibration_section
 from training.config import RunConfig, knob, parse_config
 from training.data import LabeledText, read_labeled_tsv, split_off, sst_sentence_split
 from training.evaluate import artifact_sentiment_probs
@@ -36,6 +40,7 @@ from training.pretrained import initialise, vocabulary_words
 
 log = logging.getLogger("train_sentiment")
 LABELS = ["negative", "positive"]
+RELIABILITY_FILE = "reliability.png"
 
 
 SIGNATURE = Signature(
@@ -74,6 +79,7 @@ class TrainConfig(RunConfig):
     members: int = knob(1, "ensemble members in one graph (shared embedding, own LSTM and head each)")
     teacher: str = knob("", "sentiment artifact to distil from: training targets mix in its probabilities ('': none)")
     distill_weight: float = knob(0.5, "with --teacher: share of each training target taken from the teacher")
+    calibrate: bool = knob(True, "fit a temperature on the validation sentences and fold it into the exported graph")
     dropout: float = knob(0.5, "dropout on embeddings and before the head")
     unk_rate: float = knob(0.05, "word dropout: share of training words replaced by <unk>")
     batch_size: int = knob(64, "rows per step")
@@ -97,6 +103,15 @@ def predict(model: SentimentClassifier, encoded: list[np.ndarray], pad_id: int, 
         tokens, lengths, _ = to_batch([(ids, 0) for ids in encoded[i : i + batch_size]], pad_id)
         probs.append(model(tokens, lengths).numpy())
     return np.concatenate(probs)
+
+
+def member_logits(model: SentimentClassifier, encoded: list[np.ndarray], pad_id: int, batch_size: int = 256) -> Tensor:
+    """[members, rows, labels] logits, before any temperature (what calibration fits)."""
+    parts = []
+    for i in range(0, len(encoded), batch_size):
+        tokens, lengths, _ = to_batch([(ids, 0) for ids in encoded[i : i + batch_size]], pad_id)
+        parts.append(model(tokens, lengths, per_member=True))
+    return torch.cat(parts, dim=1)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -213,9 +228,24 @@ def export(
     out = Path(cfg.out)
     assert vocab.pad_id is not None
     model.eval()
-    with torch.no_grad():
-        probs = predict(model, [ids for ids, _ in valid], vocab.pad_id)
     gold = np.array([label for _, label in valid])
+    calibration, sections = {}, {}
+    with torch.no_grad():
+        if cfg.calibrate:
+            logits = member_logits(model, [ids for ids, _ in valid], vocab.pad_id)
+            temperature, calibration, _ = calibrate(logits, gold, cfg.seed)
+            raw = calibrated_probs(logits.double(), 1.0).numpy()
+            model.temperature.fill_(temperature)
+        probs = predict(model, [ids for ids, _ in valid], vocab.pad_id)
+        encoder = SentimentEncoder(vocab, cfg.max_tokens)
+
+        def score(texts: list[str]) -> np.ndarray:
+            return predict(model, [encoder.encode(t) for t in texts], vocab.pad_id)
+
+        behaviour = run_suite(score)
+        sections["Behaviour"] = behaviour_section(behaviour, score)
+    if cfg.calibrate:
+        sections["Calibration"] = calibration_section(calibration, RELIABILITY_FILE)
     confusion = [[int(((gold == g) & (probs.argmax(1) == p)).sum()) for p in range(2)] for g in range(2)]
     best = (
         next(row for row in result.history if row["epoch"] == result.best_epoch)
@@ -270,6 +300,8 @@ def export(
             "confusion_matrix": {"rows": "gold", "columns": "predicted", "labels": LABELS, "counts": confusion},
             "split": f"{cfg.valid_fraction:.0%} of SST-2 train's full sentences, their phrases removed from training",
             **imdb_metrics,
+            **({"calibration": calibration} if calibration else {}),
+            "behaviour": behaviour,
         },
         curves_metric="valid_accuracy",
         curves_title=f"{cfg.name}: SST-2 sentences",
@@ -289,10 +321,14 @@ def export(
             + (f" (training saw at most {cfg.train_max_tokens})" if imdb_metrics else "; trained on sentences only")
             + ". Most confident mistakes on SST-2 validation sentences:\n"
             + examples,
+            **sections,
         },
         data=[Path(p) for p in (cfg.data, cfg.imdb) if p],
     )
     write_artifact(out, model, spec, cfg, result)
+    if cfg.calibrate:
+        curves = {"before": raw, f"T = {calibration['temperature']:.2f}": probs.astype(np.float64)}
+        reliability_diagram(curves, gold, out / RELIABILITY_FILE, f"{cfg.name}: SST-2 validation sentences")
     if cfg.teacher:
         record_teacher(out, Path(cfg.teacher), cfg.distill_weight)
     log.info("wrote %s (%s)", out, _fmt_accuracy(best))

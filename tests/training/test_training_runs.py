@@ -83,6 +83,11 @@ def test_sentiment_short_run_learns_and_exports(data_dir: Path, tmp_path: Path) 
     counts = manifest.metrics["confusion_matrix"]["counts"]
     assert sum(map(sum, counts)) == manifest.metrics["valid_sentences"]
     assert manifest.metrics["valid_accuracy"] > 55.0  # better than the majority class on a 4,000-row slice
+    # Calibrated: the fitted temperature is in the graph (parity above held with it), ECE before and after recorded.
+    calib = manifest.metrics["calibration"]
+    assert calib["temperature"] > 0 and calib["valid_nll_after"] <= calib["valid_nll_before"] + 1e-6
+    assert (out / "reliability.png").is_file() and "reliability.png" in (out / "MODEL_CARD.md").read_text()
+    assert {"negated_negative", "contrast", "overall"} <= set(manifest.metrics["behaviour"])
 
 
 def test_ensemble_teacher_then_distilled_student(data_dir: Path, tmp_path: Path) -> None:
