@@ -32,6 +32,7 @@ from training.calibration import calibrate, calibrated_probs, reliability_diagra
 from training.calibration import card_section as calibration_section
 from training.config import RunConfig, knob, parse_config
 from training.data import LabeledText, read_labeled_tsv, split_off, sst_sentence_split
+from training.distill import record_transfer, transfer_loss, transfer_rows
 from training.evaluate import artifact_sentiment_probs
 from training.export import Signature
 from training.loop import Distributed, FitResult, Schedule, fit, start_run
@@ -78,7 +79,11 @@ class TrainConfig(RunConfig):
     layers: int = knob(1, "LSTM layers")
     members: int = knob(1, "ensemble members in one graph (shared embedding, own LSTM and head each)")
     teacher: str = knob("", "sentiment artifact to distil from: training targets mix in its probabilities ('': none)")
-    distill_weight: float = knob(0.5, "with --teacher: share of each training target taken from the teacher")
+    distill_weight: float = knob(
+        0.5, "share taken from the teacher: of each target (--teacher), of the loss (--transfer)"
+    )
+    transfer: str = knob("", "transfer set directory (training.transfer_set): also learn its teacher logits ('': none)")
+    distill_loss: Literal["mse", "kl"] = knob("mse", "with --transfer: MSE on the logits (Tang et al.) or KL")
     calibrate: bool = knob(True, "fit a temperature on the validation sentences and fold it into the exported graph")
     dropout: float = knob(0.5, "dropout on embeddings and before the head")
     unk_rate: float = knob(0.05, "word dropout: share of training words replaced by <unk>")
@@ -89,7 +94,7 @@ class TrainConfig(RunConfig):
     version: str = knob("1.2.0", "model version in the manifest")
 
 
-Row = tuple[np.ndarray, Any]  # token ids and the target: a label, or (distillation) a distribution over labels
+Row = tuple[np.ndarray, Any]  # ids and the target: a label, a distribution (--teacher), [label, logits] (--transfer)
 
 
 def to_batch(rows: list[Row], pad_id: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -145,8 +150,14 @@ def main(argv: list[str] | None = None) -> None:
         return [(limited.encode(r.text), r.label) for r in items]
 
     train: list[Row] = [*encode(train_rows), *encode(imdb_train, cfg.train_max_tokens)]
+    if cfg.teacher and cfg.transfer:
+        raise ValueError("--teacher and --transfer are two ways to distil: choose one")
     if cfg.teacher:
         train = distilled(train, cfg, [r.text for r in train_rows], [r.text for r in imdb_train])
+    if cfg.transfer:
+        held_out = {r.text for r in valid_rows} | {r.text for r in imdb_valid}
+        sentences, reviews = SentimentEncoder(vocab, cfg.max_tokens), SentimentEncoder(vocab, cfg.train_max_tokens)
+        train = list(transfer_rows(Path(cfg.transfer), train_rows, imdb_train, sentences, reviews, held_out))
     valid, valid_reviews = encode(valid_rows), encode(imdb_valid)
     model = SentimentClassifier(
         len(vocab), cfg.embed, cfg.hidden, cfg.layers, cfg.dropout, len(LABELS), cfg.cell, vocab.pad_id, cfg.members
@@ -166,6 +177,8 @@ def main(argv: list[str] | None = None) -> None:
     def loss_of(net: nn.Module, batch: tuple[Tensor, Tensor, Tensor]) -> Tensor:
         tokens, lengths, targets = batch
         logits = net(tokens, lengths, per_member=True)  # each member fits the targets on its own
+        if cfg.transfer:
+            return transfer_loss(logits, targets, cfg.distill_weight, cfg.distill_loss)
         members = logits.shape[0]
         return F.cross_entropy(logits.flatten(0, 1), targets.repeat(members, *[1] * (targets.dim() - 1)))
 
@@ -331,6 +344,10 @@ def export(
         reliability_diagram(curves, gold, out / RELIABILITY_FILE, f"{cfg.name}: SST-2 validation sentences")
     if cfg.teacher:
         record_teacher(out, Path(cfg.teacher), cfg.distill_weight)
+    if cfg.transfer:
+        section = record_transfer(out, Path(cfg.transfer), cfg.distill_weight, cfg.distill_loss)
+        card = out / CARD_FILE
+        card.write_text(card.read_text() + "\n## Distillation\n" + section + "\n")
     log.info("wrote %s (%s)", out, _fmt_accuracy(best))
 
 
