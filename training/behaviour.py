@@ -152,9 +152,33 @@ def artifact_scorer(directory: Path) -> Scorer:
     return lambda texts: artifact_sentiment_probs(directory, texts, max_tokens)
 
 
-def card_section(report: dict[str, dict[str, float]], score: Scorer) -> str:
-    rows = ["| group | cases | pass rate |", "| --- | ---: | ---: |"]
-    rows += [f"| {g} | {r['cases']:.0f} | {r['pass_rate']:.1f} % |" for g, r in report.items()]
+Report = dict[str, dict[str, float]]
+
+
+def previous_report(directory: Path) -> tuple[str, Report] | None:
+    """The suite on the sentiment artifact about to be replaced (the "before" column of a model card), if any."""
+    try:
+        manifest = Manifest.read(directory)
+    except (FileNotFoundError, ValueError):
+        return None
+    if manifest.task != "sentiment":
+        return None
+    return manifest.model_id, run_suite(artifact_scorer(directory))
+
+
+def card_section(report: Report, score: Scorer, before: tuple[str, Report] | None = None) -> str:
+    if before:
+        name, old = before
+        rows = [f"| group | cases | {name} (before) | this model |", "| --- | ---: | ---: | ---: |"]
+        rows += [
+            f"| {g} | {r['cases']:.0f} | {old[g]['pass_rate']:.1f} % | {r['pass_rate']:.1f} % |"
+            if g in old
+            else f"| {g} | {r['cases']:.0f} | - | {r['pass_rate']:.1f} % |"
+            for g, r in report.items()
+        ]
+    else:
+        rows = ["| group | cases | pass rate |", "| --- | ---: | ---: |"]
+        rows += [f"| {g} | {r['cases']:.0f} | {r['pass_rate']:.1f} % |" for g, r in report.items()]
     examples = [
         f"- {line}" for g in ("negated_negative", "negated_positive", "contrast") for line in failures(score, g, 2)
     ]

@@ -12,6 +12,7 @@ import json
 import logging
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch.nn.functional as F
@@ -88,11 +89,29 @@ def transfer_loss(logits: Tensor, targets: Tensor, weight: float, kind: str) -> 
     return loss
 
 
-def record_transfer(out: Path, directory: Path, weight: float, kind: str) -> str:
+SPLIT_KNOBS = ("valid_fraction", "imdb_valid_fraction", "seed", "max_rows")
+
+
+def split_differences(record: dict[str, Any], split: dict[str, Any]) -> list[str]:
+    """Where the teacher's or the transfer set's validation split was not the student's (then the teacher's figures
+    do not compare, and the transfer set may hold the student's validation phrases)."""
+    configs = {"teacher": record["teacher"]["training"]["config"], "transfer set": record.get("config", {})}
+    return [
+        f"{who} {knob}={config[knob]} (student: {split[knob]})"
+        for who, config in configs.items()
+        for knob in SPLIT_KNOBS
+        if knob in config and knob in split and config[knob] != split[knob]
+    ]
+
+
+def record_transfer(out: Path, directory: Path, weight: float, kind: str, split: dict[str, Any]) -> str:
     """Copy the transfer set's record (with its teacher's) next to the artifact; the model card's section text."""
     shutil.copyfile(directory / RECORD_FILE, out / RECORD_FILE)
     record = json.loads((directory / RECORD_FILE).read_text())
     teacher = record["teacher"]
+    differences = split_differences(record, split)
+    if differences:
+        log.warning("validation splits differ: %s", "; ".join(differences))
     figures = ", ".join(f"{k} {v}" for k, v in teacher["metrics"].items() if k.startswith("valid_"))
     loss = "MSE between the student's and the teacher's logits" if kind == "mse" else "KL from the teacher's softmax"
     sources = ", ".join(f"{n:,} {source}" for source, n in record["sources"].items())
@@ -105,4 +124,9 @@ def record_transfer(out: Path, directory: Path, weight: float, kind: str) -> str
         f"2019 (mask p = {aug['p_mask']}, same-class replacement p = {aug['p_replace']}, n-gram p = "
         f"{aug['p_ngram']}; classes: {record['class_source']}) and IMDb sentences. The transfer set's record, with "
         f"both commands, is {RECORD_FILE}."
+        + (
+            f" The validation splits differ, so the teacher's figures do not compare: {'; '.join(differences)}."
+            if differences
+            else ""
+        )
     )

@@ -27,7 +27,7 @@ from rnntext.vocab import Vocab
 from training.artifacts import CARD_FILE, ArtifactSpec, write_artifact
 from training.batching import bucketed, shard
 from training.behaviour import card_section as behaviour_section
-from training.behaviour import run_suite
+from training.behaviour import previous_report, run_suite
 from training.calibration import calibrate, calibrated_probs, reliability_diagram
 from training.calibration import card_section as calibration_section
 from training.config import RunConfig, knob, parse_config
@@ -256,7 +256,7 @@ def export(
             return predict(model, [encoder.encode(t) for t in texts], vocab.pad_id)
 
         behaviour = run_suite(score)
-        sections["Behaviour"] = behaviour_section(behaviour, score)
+        sections["Behaviour"] = behaviour_section(behaviour, score, previous_report(out))
     if cfg.calibrate:
         sections["Calibration"] = calibration_section(calibration, RELIABILITY_FILE)
     confusion = [[int(((gold == g) & (probs.argmax(1) == p)).sum()) for p in range(2)] for g in range(2)]
@@ -345,7 +345,8 @@ def export(
     if cfg.teacher:
         record_teacher(out, Path(cfg.teacher), cfg.distill_weight)
     if cfg.transfer:
-        section = record_transfer(out, Path(cfg.transfer), cfg.distill_weight, cfg.distill_loss)
+        split = {k: getattr(cfg, k) for k in ("valid_fraction", "imdb_valid_fraction", "seed", "max_rows")}
+        section = record_transfer(out, Path(cfg.transfer), cfg.distill_weight, cfg.distill_loss, split)
         card = out / CARD_FILE
         card.write_text(card.read_text() + "\n## Distillation\n" + section + "\n")
     log.info("wrote %s (%s)", out, _fmt_accuracy(best))

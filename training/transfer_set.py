@@ -19,6 +19,7 @@ logits, source) and `transfer.json` (counts, settings, the teacher's record, tim
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import gzip
 import json
@@ -225,6 +226,7 @@ def main(argv: list[str] | None = None) -> None:
     record = {
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": command_of(cfg),
+        "config": dataclasses.asdict(cfg),
         "rows": len(texts),
         "sources": counts,
         "teacher_agrees_with_gold": round(100 * float(np.mean(agree)), 2) if agree else None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +52,25 @@ def test_rules_on_a_scripted_scorer() -> None:
     assert 45 < always_positive["vocabulary"]["pass_rate"] < 55
 
 
+def test_suite_needs_no_torch() -> None:
+    code = "import sys, training.behaviour; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=120)
+
+
 def test_committed_model_keeps_its_pass_rates() -> None:
     report = behaviour.run_suite(behaviour.artifact_scorer(REPO / "artifacts" / "sentiment"))
     low = {g: (report[g]["pass_rate"], floor) for g, floor in FLOORS.items() if report[g]["pass_rate"] < floor}
     assert not low, f"behaviour pass rates (now, floor) dropped: {low}"
+
+
+def test_card_shows_the_replaced_model_beside_the_new_one() -> None:
+    committed = REPO / "artifacts" / "sentiment"
+    before = behaviour.previous_report(committed)
+    assert before is not None and before[0] == "sentiment-sst2@1.2.0"
+    score = behaviour.artifact_scorer(committed)
+    section = behaviour.card_section(before[1], score, before)
+    assert (
+        "| sentiment-sst2@1.2.0 (before) | this model |" in section
+        and "| negated_negative | 40 | 0.0 % | 0.0 % |" in section
+    )
+    assert behaviour.previous_report(REPO / "artifacts" / "ner") is None  # another task: no before column

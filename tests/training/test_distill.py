@@ -102,3 +102,13 @@ def test_every_step_runs_short_and_real(data_dir: Path, tmp_path: Path) -> None:
     assert manifest.training["config"]["transfer"] == str(work / "transfer")
     assert (out / "transfer.json").is_file() and "minilm-sst2-teacher@" in (out / "MODEL_CARD.md").read_text()
     assert Manifest.read(out).io.outputs.keys() == {"probs"}  # served exactly as before
+    assert "splits differ" not in (out / "MODEL_CARD.md").read_text()  # one validation split for all three steps
+
+
+def test_a_teacher_on_another_split_is_named() -> None:
+    record = {"teacher": {"training": {"config": {"seed": 1, "valid_fraction": 0.15}}}, "config": {"max_rows": 10}}
+    split = {"seed": 1337, "valid_fraction": 0.15, "imdb_valid_fraction": 0.1, "max_rows": None}
+    assert distill.split_differences(record, split) == [
+        "teacher seed=1 (student: 1337)",
+        "transfer set max_rows=10 (student: None)",
+    ]
