@@ -305,6 +305,7 @@ def export(
             "bidirectional": True,
             "pooling": "mean+max",
             "vocab": len(vocab),
+            "temperature": float(model.temperature),  # in the graph as a constant: rebuilders of the module need it
         },
         metrics={
             "valid_accuracy": round(best["valid_accuracy"], 2),

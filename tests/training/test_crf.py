@@ -67,5 +67,7 @@ def test_viterbi_with_exported_scores_finds_the_best_allowed_path() -> None:
     decoded = constrained_decode_batch(emissions.numpy(), lengths, allowed, transitions)
     for row, length in enumerate(lengths):
         e = emissions[row, :length]
-        best = max(itertools.product(range(len(TAGS)), repeat=int(length)), key=lambda p: float(path_score(crf, e, p).detach()))
+        best = max(
+            itertools.product(range(len(TAGS)), repeat=int(length)), key=lambda p: float(path_score(crf, e, p).detach())
+        )
         assert tuple(decoded[row]) == best
