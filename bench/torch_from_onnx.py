@@ -47,7 +47,7 @@ def build_module(manifest: Manifest, vocab: dict[str, Any]) -> nn.Module:
     if manifest.task == "sentiment":
         labels = len(manifest.labels or [])
         pad = int(vocab.get("pad_id") or 0)
-        return SentimentClassifier(
+        model = SentimentClassifier(
             int(a["vocab"]),
             int(a["embed"]),
             int(a["hidden"]),
@@ -58,6 +58,8 @@ def build_module(manifest: Manifest, vocab: dict[str, Any]) -> nn.Module:
             pad,
             int(a.get("members", 1)),
         )
+        model.temperature.fill_(float(a.get("temperature", 1.0)))  # calibration, a constant in the graph
+        return model
     if manifest.task == "ner":
         words, chars = vocab, vocab["chars"]  # word vocabulary at the top, characters under "chars"
         return NerTagger(

@@ -86,6 +86,9 @@ class SentimentClassifier(nn.Module):
     With `members` > 1 it is a small ensemble in one graph: the members share the word embedding (most of the
     parameters) and each has its own LSTM and head, trained on its own loss from its own initialisation and
     dropout masks; the served probabilities are the members' mean.
+
+    `temperature` (1 until calibration sets it; not in the state dict, so checkpoints are unaffected) divides the
+    logits before the softmax, and the exported graph carries it as a constant.
     """
 
     def __init__(
@@ -105,6 +108,7 @@ class SentimentClassifier(nn.Module):
         self.members = nn.ModuleList(
             SentimentMember(embed, hidden, layers, dropout, labels, cell) for _ in range(members)
         )
+        self.register_buffer("temperature", torch.ones(()), persistent=False)
 
     def member_logits(self, tokens: Tensor, lengths: Tensor) -> Tensor:
         """[members, batch, labels]: what training fits, each member on its own."""
@@ -116,7 +120,7 @@ class SentimentClassifier(nn.Module):
         """Label probabilities (the exported graph); `per_member=True` gives the members' logits instead, so that
         training goes through `forward` (DistributedDataParallel averages gradients only there)."""
         logits = self.member_logits(tokens, lengths)
-        return logits if per_member else torch.softmax(logits, dim=-1).mean(0)
+        return logits if per_member else torch.softmax(logits / self.temperature, dim=-1).mean(0)
 
 
 class SentimentMember(nn.Module):

@@ -26,8 +26,13 @@ from rnntext.manifest import IOSpec, Manifest, TensorSpec
 from rnntext.vocab import Vocab
 from training.artifacts import CARD_FILE, ArtifactSpec, write_artifact
 from training.batching import bucketed, shard
+from training.behaviour import card_section as behaviour_section
+from training.behaviour import previous_report, run_suite
+from training.calibration import calibrate, calibrated_probs, reliability_diagram
+from training.calibration import card_section as calibration_section
 from training.config import RunConfig, knob, parse_config
 from training.data import LabeledText, read_labeled_tsv, split_off, sst_sentence_split
+from training.distill import record_transfer, transfer_loss, transfer_rows
 from training.evaluate import artifact_sentiment_probs
 from training.export import Signature
 from training.loop import Distributed, FitResult, Schedule, fit, start_run
@@ -36,6 +41,7 @@ from training.pretrained import initialise, vocabulary_words
 
 log = logging.getLogger("train_sentiment")
 LABELS = ["negative", "positive"]
+RELIABILITY_FILE = "reliability.png"
 
 
 SIGNATURE = Signature(
@@ -73,7 +79,12 @@ class TrainConfig(RunConfig):
     layers: int = knob(1, "LSTM layers")
     members: int = knob(1, "ensemble members in one graph (shared embedding, own LSTM and head each)")
     teacher: str = knob("", "sentiment artifact to distil from: training targets mix in its probabilities ('': none)")
-    distill_weight: float = knob(0.5, "with --teacher: share of each training target taken from the teacher")
+    distill_weight: float = knob(
+        0.5, "share taken from the teacher: of each target (--teacher), of the loss (--transfer)"
+    )
+    transfer: str = knob("", "transfer set directory (training.transfer_set): also learn its teacher logits ('': none)")
+    distill_loss: Literal["mse", "kl"] = knob("mse", "with --transfer: MSE on the logits (Tang et al.) or KL")
+    calibrate: bool = knob(True, "fit a temperature on the validation sentences and fold it into the exported graph")
     dropout: float = knob(0.5, "dropout on embeddings and before the head")
     unk_rate: float = knob(0.05, "word dropout: share of training words replaced by <unk>")
     batch_size: int = knob(64, "rows per step")
@@ -83,7 +94,7 @@ class TrainConfig(RunConfig):
     version: str = knob("1.2.0", "model version in the manifest")
 
 
-Row = tuple[np.ndarray, Any]  # token ids and the target: a label, or (distillation) a distribution over labels
+Row = tuple[np.ndarray, Any]  # ids and the target: a label, a distribution (--teacher), [label, logits] (--transfer)
 
 
 def to_batch(rows: list[Row], pad_id: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -97,6 +108,15 @@ def predict(model: SentimentClassifier, encoded: list[np.ndarray], pad_id: int, 
         tokens, lengths, _ = to_batch([(ids, 0) for ids in encoded[i : i + batch_size]], pad_id)
         probs.append(model(tokens, lengths).numpy())
     return np.concatenate(probs)
+
+
+def member_logits(model: SentimentClassifier, encoded: list[np.ndarray], pad_id: int, batch_size: int = 256) -> Tensor:
+    """[members, rows, labels] logits, before any temperature (what calibration fits)."""
+    parts = []
+    for i in range(0, len(encoded), batch_size):
+        tokens, lengths, _ = to_batch([(ids, 0) for ids in encoded[i : i + batch_size]], pad_id)
+        parts.append(model(tokens, lengths, per_member=True))
+    return torch.cat(parts, dim=1)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -130,8 +150,14 @@ def main(argv: list[str] | None = None) -> None:
         return [(limited.encode(r.text), r.label) for r in items]
 
     train: list[Row] = [*encode(train_rows), *encode(imdb_train, cfg.train_max_tokens)]
+    if cfg.teacher and cfg.transfer:
+        raise ValueError("--teacher and --transfer are two ways to distil: choose one")
     if cfg.teacher:
         train = distilled(train, cfg, [r.text for r in train_rows], [r.text for r in imdb_train])
+    if cfg.transfer:
+        held_out = {r.text for r in valid_rows} | {r.text for r in imdb_valid}
+        sentences, reviews = SentimentEncoder(vocab, cfg.max_tokens), SentimentEncoder(vocab, cfg.train_max_tokens)
+        train = list(transfer_rows(Path(cfg.transfer), train_rows, imdb_train, sentences, reviews, held_out))
     valid, valid_reviews = encode(valid_rows), encode(imdb_valid)
     model = SentimentClassifier(
         len(vocab), cfg.embed, cfg.hidden, cfg.layers, cfg.dropout, len(LABELS), cfg.cell, vocab.pad_id, cfg.members
@@ -151,6 +177,8 @@ def main(argv: list[str] | None = None) -> None:
     def loss_of(net: nn.Module, batch: tuple[Tensor, Tensor, Tensor]) -> Tensor:
         tokens, lengths, targets = batch
         logits = net(tokens, lengths, per_member=True)  # each member fits the targets on its own
+        if cfg.transfer:
+            return transfer_loss(logits, targets, cfg.distill_weight, cfg.distill_loss)
         members = logits.shape[0]
         return F.cross_entropy(logits.flatten(0, 1), targets.repeat(members, *[1] * (targets.dim() - 1)))
 
@@ -213,9 +241,24 @@ def export(
     out = Path(cfg.out)
     assert vocab.pad_id is not None
     model.eval()
-    with torch.no_grad():
-        probs = predict(model, [ids for ids, _ in valid], vocab.pad_id)
     gold = np.array([label for _, label in valid])
+    calibration, sections = {}, {}
+    with torch.no_grad():
+        if cfg.calibrate:
+            logits = member_logits(model, [ids for ids, _ in valid], vocab.pad_id)
+            temperature, calibration, _ = calibrate(logits, gold, cfg.seed)
+            raw = calibrated_probs(logits.double(), 1.0).numpy()
+            model.temperature.fill_(temperature)
+        probs = predict(model, [ids for ids, _ in valid], vocab.pad_id)
+        encoder = SentimentEncoder(vocab, cfg.max_tokens)
+
+        def score(texts: list[str]) -> np.ndarray:
+            return predict(model, [encoder.encode(t) for t in texts], vocab.pad_id)
+
+        behaviour = run_suite(score)
+        sections["Behaviour"] = behaviour_section(behaviour, score, previous_report(out))
+    if cfg.calibrate:
+        sections["Calibration"] = calibration_section(calibration, RELIABILITY_FILE)
     confusion = [[int(((gold == g) & (probs.argmax(1) == p)).sum()) for p in range(2)] for g in range(2)]
     best = (
         next(row for row in result.history if row["epoch"] == result.best_epoch)
@@ -262,6 +305,7 @@ def export(
             "bidirectional": True,
             "pooling": "mean+max",
             "vocab": len(vocab),
+            "temperature": float(model.temperature),  # in the graph as a constant: rebuilders of the module need it
         },
         metrics={
             "valid_accuracy": round(best["valid_accuracy"], 2),
@@ -270,6 +314,8 @@ def export(
             "confusion_matrix": {"rows": "gold", "columns": "predicted", "labels": LABELS, "counts": confusion},
             "split": f"{cfg.valid_fraction:.0%} of SST-2 train's full sentences, their phrases removed from training",
             **imdb_metrics,
+            **({"calibration": calibration} if calibration else {}),
+            "behaviour": behaviour,
         },
         curves_metric="valid_accuracy",
         curves_title=f"{cfg.name}: SST-2 sentences",
@@ -289,12 +335,21 @@ def export(
             + (f" (training saw at most {cfg.train_max_tokens})" if imdb_metrics else "; trained on sentences only")
             + ". Most confident mistakes on SST-2 validation sentences:\n"
             + examples,
+            **sections,
         },
         data=[Path(p) for p in (cfg.data, cfg.imdb) if p],
     )
     write_artifact(out, model, spec, cfg, result)
+    if cfg.calibrate:
+        curves = {"before": raw, f"T = {calibration['temperature']:.2f}": probs.astype(np.float64)}
+        reliability_diagram(curves, gold, out / RELIABILITY_FILE, f"{cfg.name}: SST-2 validation sentences")
     if cfg.teacher:
         record_teacher(out, Path(cfg.teacher), cfg.distill_weight)
+    if cfg.transfer:
+        split = {k: getattr(cfg, k) for k in ("valid_fraction", "imdb_valid_fraction", "seed", "max_rows")}
+        section = record_transfer(out, Path(cfg.transfer), cfg.distill_weight, cfg.distill_loss, split)
+        card = out / CARD_FILE
+        card.write_text(card.read_text() + "\n## Distillation\n" + section + "\n")
     log.info("wrote %s (%s)", out, _fmt_accuracy(best))
 
 

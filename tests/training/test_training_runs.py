@@ -83,6 +83,22 @@ def test_sentiment_short_run_learns_and_exports(data_dir: Path, tmp_path: Path) 
     counts = manifest.metrics["confusion_matrix"]["counts"]
     assert sum(map(sum, counts)) == manifest.metrics["valid_sentences"]
     assert manifest.metrics["valid_accuracy"] > 55.0  # better than the majority class on a 4,000-row slice
+    # Calibrated: the fitted temperature is in the graph (parity above held with it), ECE before and after recorded.
+    calib = manifest.metrics["calibration"]
+    assert calib["temperature"] > 0 and calib["valid_nll_after"] <= calib["valid_nll_before"] + 1e-6
+    assert (out / "reliability.png").is_file() and "reliability.png" in (out / "MODEL_CARD.md").read_text()
+    assert {"negated_negative", "contrast", "overall"} <= set(manifest.metrics["behaviour"])
+    # The PyTorch rebuild of the ONNX weights (bench baselines) carries the temperature too.
+    from bench.torch_from_onnx import load_torch
+
+    rebuilt, _, _ = load_torch(out)
+    assert float(rebuilt.temperature) == manifest.architecture["temperature"]
+    assert abs(manifest.architecture["temperature"] - calib["temperature"]) < 1e-4
+    tokens, lengths = train_sentiment.padded_case(3, 9, manifest.architecture["vocab"], 0)
+    session = ort.InferenceSession(str(out / manifest.model_file), providers=["CPUExecutionProvider"])
+    (probs,) = session.run(None, {"tokens": tokens.numpy(), "lengths": lengths.numpy()})
+    with torch.no_grad():
+        np.testing.assert_allclose(rebuilt(tokens, lengths).numpy(), probs, atol=1e-5)
 
 
 def test_ensemble_teacher_then_distilled_student(data_dir: Path, tmp_path: Path) -> None:

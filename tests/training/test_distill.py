@@ -1,0 +1,114 @@
+"""Distillation from a transformer teacher (issue 14): augmentation, the transfer file, the loss, and a short real
+run of every step (teacher -> transfer set -> student) through training.pipeline_sentiment."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from rnntext.encoders import SentimentEncoder
+from rnntext.manifest import Manifest
+from rnntext.vocab import Vocab
+from tests.training.test_training_runs import check_artifact
+from training import distill, pipeline_sentiment, transfer_set
+
+CORPUS = ["a dull film", "a gripping film", "a funny film", "the plot is dull", "the plot is thin"]
+
+
+def test_context_classes_replace_a_word_with_one_seen_between_the_same_neighbours() -> None:
+    classes = transfer_set.ContextClasses([t.split() for t in CORPUS])
+    rng = random.Random(0)
+    drawn = {classes.replacement(["a", "dull", "film"], 1, rng) for _ in range(50)}
+    assert drawn == {"gripping", "funny"}  # never the word itself
+    assert classes.replacement(["a", "dull", "film"], 0, rng) is None  # "a" has no rival between <s> and "dull"
+    assert {classes.replacement(["the", "plot", "is", "thin"], 3, rng) for _ in range(20)} == {"dull"}
+
+
+def test_augmentation_masks_replaces_and_samples_ngrams() -> None:
+    classes = transfer_set.ContextClasses([t.split() for t in CORPUS])
+    rng = random.Random(1)
+    masked = transfer_set.Augmenter(classes, p_mask=1.0, p_replace=0.0, p_ngram=0.0)
+    assert masked.draw(["a", "dull", "film"], rng) == [transfer_set.MASK] * 3
+    replaced = transfer_set.Augmenter(classes, p_mask=0.0, p_replace=1.0, p_ngram=0.0)
+    assert replaced.draw(["a", "dull", "film"], rng)[1] in {"gripping", "funny"} and replaced.tried == 3
+    grams = transfer_set.Augmenter(classes, p_mask=0.0, p_replace=0.0, p_ngram=1.0, max_ngram=2)
+    for _ in range(20):
+        gram = " ".join(grams.draw(["the", "plot", "is", "dull"], rng))
+        assert 1 <= len(gram.split()) <= 2 and gram in "the plot is dull"
+    new = transfer_set.Augmenter(classes).augment(CORPUS, copies=20, rng=rng)
+    assert len(new) == len(set(new)) and not set(new) & set(CORPUS)  # distinct, and no original again
+
+
+def test_transfer_file_round_trip_and_masked_encoding(tmp_path: Path) -> None:
+    logits = np.array([[1.5, -1.5], [-0.25, 0.5]], np.float32)
+    transfer_set.write_transfer(tmp_path / transfer_set.TRANSFER_FILE, ["a [MASK] film", 'he said "no"\tok'], [1, -1],
+                                logits, ["sst2-aug", "imdb-sentence"])  # fmt: skip
+    rows = transfer_set.read_transfer(tmp_path)
+    assert [r.text for r in rows] == ["a [MASK] film", 'he said "no" ok'] and [r.label for r in rows] == [1, -1]
+    np.testing.assert_allclose(np.stack([r.logits for r in rows]), logits, atol=1e-5)
+    vocab = Vocab.build(["a", "film", "mask"], min_count=1)
+    ids = distill.encode_masked(SentimentEncoder(vocab, 400), "a [MASK] film")
+    assert list(ids) == [vocab.id("a"), vocab.unk_id, vocab.id("film")]
+
+
+def test_transfer_loss_mixes_gold_cross_entropy_and_logit_mse() -> None:
+    logits = torch.tensor([[[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]]], requires_grad=True)  # 1 member, 3 rows
+    nan = float("nan")
+    targets = torch.tensor([[1, nan, nan], [-1, 0.5, 0.5], [0, 3.0, -3.0]])  # gold only, logits only, both
+    ce = F.cross_entropy(logits[0, [0, 2]], torch.tensor([1, 0]))
+    mse = F.mse_loss(logits[0, [1, 2]], targets[[1, 2], 1:])
+    for w in (0.0, 0.3, 1.0):
+        torch.testing.assert_close(distill.transfer_loss(logits, targets, w, "mse"), (1 - w) * ce + w * mse)
+    loss = distill.transfer_loss(logits, targets, 0.5, "kl")
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(logits.grad).all()  # NaN targets never reach the gradient
+
+
+def test_every_step_runs_short_and_real(data_dir: Path, tmp_path: Path) -> None:
+    """The whole recipe on 160 rows: the teacher is the wheel's MiniLM (offline), a few steps each."""
+    pytest.importorskip("transformers")
+    work, out = tmp_path / "work", tmp_path / "student"
+    pipeline_sentiment.main(
+        [
+            f"--data={data_dir}/sst2/train.tsv",
+            f"--imdb={data_dir}/imdb/train.tsv",
+            f"--unsup={data_dir}/imdb/unsup.txt.gz",
+            f"--work={work}",
+            f"--out={out}",
+            "--max-rows=160",
+            "--device=cpu",
+            "--teacher-args=--max-length=24 --batch-size=16 --epochs=1 --warmup-steps=2 --lr=1e-4",
+            "--transfer-args=--copies=2 --imdb-sentences=40",
+            "--student-args=--embed=16 --hidden=16 --epochs=1 --pretrained=none --train-max-tokens=40",
+        ]
+    )
+    times = json.loads((work / "steps.json").read_text())
+    assert list(times) == ["teacher", "transfer", "student"]
+    assert all(step["seconds"] < 60 for step in times.values()), times
+    teacher = json.loads((work / "teacher" / "teacher.json").read_text())
+    assert 0 <= teacher["metrics"]["valid_accuracy"] <= 100 and teacher["metrics"]["valid_sentences"] > 0
+    assert "--max-rows=160" in teacher["training"]["command"]
+    record = json.loads((work / "transfer" / "transfer.json").read_text())
+    assert record["sources"]["sst2"] > 0 and record["sources"]["sst2-aug"] > 0 and record["sources"]["imdb-sentence"]
+    rows = transfer_set.read_transfer(work / "transfer")
+    assert len(rows) == record["rows"] and all(np.isfinite(r.logits).all() for r in rows)
+    manifest = check_artifact(out, "sentiment")
+    assert manifest.training["config"]["transfer"] == str(work / "transfer")
+    assert (out / "transfer.json").is_file() and "minilm-sst2-teacher@" in (out / "MODEL_CARD.md").read_text()
+    assert Manifest.read(out).io.outputs.keys() == {"probs"}  # served exactly as before
+    assert "splits differ" not in (out / "MODEL_CARD.md").read_text()  # one validation split for all three steps
+
+
+def test_a_teacher_on_another_split_is_named() -> None:
+    record = {"teacher": {"training": {"config": {"seed": 1, "valid_fraction": 0.15}}}, "config": {"max_rows": 10}}
+    split = {"seed": 1337, "valid_fraction": 0.15, "imdb_valid_fraction": 0.1, "max_rows": None}
+    assert distill.split_differences(record, split) == [
+        "teacher seed=1 (student: 1337)",
+        "transfer set max_rows=10 (student: None)",
+    ]
