@@ -34,13 +34,25 @@ State = dict[str, npt.NDArray[np.float32]]
 
 
 @dataclass(frozen=True)
+class Token:
+    """One generated character: its id, its text and the model's own log-probability of it (before temperature,
+    top-k and top-p: what a client scores text with)."""
+
+    id: int
+    text: str
+    logprob: float
+
+
+@dataclass(frozen=True)
 class Piece:
     """Text released by a generation. The last piece carries `generated_tokens`, and `finish_reason` unless the
-    generation was cancelled (its client went away)."""
+    generation was cancelled (its client went away). With `request.logprobs`, `tokens` are the released text's
+    characters, one for one."""
 
     text: str
     finish_reason: FinishReason | None = None
     generated_tokens: int | None = None
+    tokens: tuple[Token, ...] = ()
 
 
 class Cancellation:
@@ -95,6 +107,7 @@ class Generation:
         self.token = 0
         self.made = 0
         self.finished = False
+        self.unreleased: list[Token] | None = [] if request.logprobs else None  # sampled, not yet released
 
     @property
     def prefilled(self) -> bool:
@@ -108,14 +121,38 @@ class Generation:
             return Piece("", None, self.made)
         self.token = sample(self.logits, self.params, self.rng, self.banned)
         self.made += 1
-        text, stopped = self.scanner.push(decode(self.token))
+        char = decode(self.token)
+        if self.unreleased is not None:
+            self.unreleased.append(Token(self.token, char, log_probability(self.logits, self.token)))
+        text, stopped = self.scanner.push(char)
         if stopped:
             self.finished = True
-            return Piece(text, "stop", self.made)
+            return Piece(text, "stop", self.made, self._tokens(text))
         if self.made == self.request.max_new_tokens:
+            text += self.scanner.flush()
             self.finished = True
-            return Piece(text + self.scanner.flush(), "length", self.made)
-        return Piece(text) if text else None
+            return Piece(text, "length", self.made, self._tokens(text))
+        return Piece(text, tokens=self._tokens(text)) if text else None
+
+    def _tokens(self, text: str) -> tuple[Token, ...]:
+        """The sampled characters that make up `text`, just released (released text is always a prefix of what
+        was sampled and not yet released; a matched stop text is dropped, and its characters with it)."""
+        if self.unreleased is None:
+            return ()
+        taken, size = 0, 0
+        while size < len(text):
+            size += len(self.unreleased[taken].text)
+            taken += 1
+        tokens, self.unreleased = tuple(self.unreleased[:taken]), self.unreleased[taken:]
+        if self.finished:
+            self.unreleased = []
+        return tokens
+
+
+def log_probability(logits: npt.NDArray[np.float32], token: int) -> float:
+    scores = np.asarray(logits, dtype=np.float64)
+    top = scores.max()
+    return float(scores[token] - top - np.log(np.exp(scores - top).sum()))
 
 
 class CharGenerator:
@@ -221,18 +258,19 @@ class Coalescer:
 
     def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.interval, self.clock = interval, clock
-        self.pending = ""
+        self.pending = Piece("")
         self.last: float | None = None
 
     def push(self, piece: Piece) -> Piece | None:
+        text, tokens = self.pending.text + piece.text, self.pending.tokens + piece.tokens
+        merged, self.pending = Piece(text, piece.finish_reason, piece.generated_tokens, tokens), Piece("")
         if piece.generated_tokens is not None:  # the last piece
-            text, self.pending = self.pending + piece.text, ""
-            return Piece(text, piece.finish_reason, piece.generated_tokens)
+            return merged
         now = self.clock()
-        self.pending += piece.text
         if self.last is None or now - self.last >= self.interval:
-            out, self.pending, self.last = Piece(self.pending), "", now
-            return out
+            self.last = now
+            return merged
+        self.pending = merged
         return None
 
 
@@ -240,13 +278,14 @@ class Joiner:
     """The whole generation as one piece, released with the last (non-streaming answers)."""
 
     def __init__(self) -> None:
-        self.parts: list[str] = []
+        self.parts: list[Piece] = []
 
     def push(self, piece: Piece) -> Piece | None:
-        self.parts.append(piece.text)
+        self.parts.append(piece)
         if piece.generated_tokens is None:
             return None
-        return Piece("".join(self.parts), piece.finish_reason, piece.generated_tokens)
+        text, tokens = "".join(p.text for p in self.parts), tuple(t for p in self.parts for t in p.tokens)
+        return Piece(text, piece.finish_reason, piece.generated_tokens, tokens)
 
 
 def generate_text(

@@ -111,7 +111,7 @@ def add_inference_routes(
         first, pieces = started
         if not request.stream:  # type: ignore[attr-defined]
             await pieces.aclose()
-            return JSONResponse(GenerateResponse(**first.model_dump()).model_dump())
+            return JSONResponse(GenerateResponse(**first.model_dump()).model_dump(exclude_none=True))
         return event_stream(sse(first, pieces, _piece_json, lambda e: {"status": e.status_code, "detail": e.detail}))
 
     async def sentiment(request: sentiment_model) -> Response:  # type: ignore[valid-type]
