@@ -36,19 +36,28 @@ from service.status import WorkerStatus
 from service.tasks import ENDPOINTS, TASKS
 from service.web.generations import Generations
 from service.web.guard import GuardMiddleware
+from service.web.hf_api import add_hf_routes
 from service.web.metrics import WorkerMetrics, add_metrics_route, fresh_directory, use_directory
 from service.web.observe import RequestObserver
 from service.web.openai_api import add_openai_routes
 from service.web.page import add_page_route
 from service.web.probes import add_probe_routes
 from service.web.routes import add_error_handlers, add_inference_routes, add_info_route
+from service.web.tgi_api import add_tgi_routes
 
 logger = logging.getLogger(__name__)
 
 
 # The other protocols' inference routes (guarded like ours): OpenAI's, TGI's (POST / only: GET / is the page) and
 # the Hugging Face task routes.
-COMPAT_ROUTES = ["/v1/completions", "/v1/models"]
+COMPAT_ROUTES = [
+    "/v1/completions",
+    "/v1/models",
+    "POST /",
+    "/generate_stream",
+    "/hf/text-classification",
+    "/hf/token-classification",
+]
 
 
 @dataclass(frozen=True)
@@ -125,7 +134,10 @@ def build_server(
     add_inference_routes(server.app, workers, models, status, cancellations)
     charlm = next(f for f in facts if f["task"] == "charlm")
     created = int(datetime.fromisoformat(charlm["created"]).timestamp())
-    add_openai_routes(server.app, Generations(workers, status, cancellations), models, charlm["model"], created)
+    generations = Generations(workers, status, cancellations)
+    add_openai_routes(server.app, generations, models, charlm["model"], created)
+    add_tgi_routes(server.app, generations, models)
+    add_hf_routes(server.app, workers, models, generations.alive)
     add_info_route(server, lambda: facts, status)
     add_error_handlers(server.app)
     add_metrics_route(server.app, workers, metrics_dir, lambda: facts)
