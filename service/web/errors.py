@@ -36,12 +36,14 @@ def openai_error(status: int, message: str, param: str | None = None, code: str 
 
 
 def tgi_error(status: int, message: str) -> dict[str, Any]:
+    """TGI's error types; a 401 has none (TGI has no keys), so `huggingface_hub` raises its HTTP error with the
+    status instead of an "unknown" generation error."""
+    if status == 401:
+        return {"error": message}
     if status in (400, 413, 415, 422):
         kind = "validation"
     elif status in (429, 503):
         kind = "overloaded"
-    elif status == 401:
-        kind = "authentication"
     else:
         kind = "generation"
     return {"error": message, "error_type": kind}
