@@ -5,7 +5,12 @@ the way a /generate request goes (`service.web.generations`): the same seed and 
 
 Not LitServe's `OpenAISpec`: it serves chat only, drops `seed`, `top_k` and `stream_options`, always answers
 `finish_reason: "stop"` and loses errors in the middle of a stream. Parameters a character model cannot honour
-(`n` > 1, penalties, `logit_bias`, `suffix`, `best_of` > 1, `logprobs`) are refused with a 400 naming them.
+(`n` > 1, penalties, `logit_bias`, `suffix`, `best_of` > 1) are refused with a 400 naming them.
+
+`logprobs` gives each generated character's log-probability under the model (`tokens`, `token_logprobs`,
+`text_offset` into the choice's text); `top_logprobs` stays null (the alternatives are not reported), and the
+prompt's own log-probabilities (`echo` with `logprobs`, what lm-evaluation-harness scores with) are refused with a
+400: the prefill keeps only the last position's logits.
 """
 
 # No `from __future__ import annotations`: FastAPI must see the request model as a live object.
@@ -56,7 +61,7 @@ class CompletionRequest(BaseModel):
     echo: bool | None = Field(default=False, description="return the prompt before the completion")
     n: Annotated[int | None, AfterValidator(_only(1, "one completion per request (`n` 1)"))] = 1
     best_of: Annotated[int | None, AfterValidator(_only(1, "`best_of` 1"))] = None
-    logprobs: Annotated[int | None, AfterValidator(_only(None, "no `logprobs`"))] = None
+    logprobs: int | None = Field(default=None, ge=0, le=5, description="each character's log-probability")
     presence_penalty: Annotated[float | None, AfterValidator(_only(0, "no penalties (0)"))] = None
     frequency_penalty: Annotated[float | None, AfterValidator(_only(0, "no penalties (0)"))] = None
     logit_bias: Annotated[dict[str, float] | None, AfterValidator(_only({}, "no `logit_bias`"))] = None
@@ -64,11 +69,18 @@ class CompletionRequest(BaseModel):
     user: str | None = Field(default=None, description="accepted and ignored")
 
 
+class Logprobs(BaseModel):
+    tokens: list[str]
+    token_logprobs: list[float]
+    top_logprobs: None = None
+    text_offset: list[int]
+
+
 class CompletionChoice(BaseModel):
     index: int = 0
     text: str
     finish_reason: Literal["length", "stop"] | None
-    logprobs: None = None
+    logprobs: Logprobs | None = None
 
 
 class Usage(BaseModel):
@@ -118,6 +130,8 @@ def add_openai_routes(
             return _refused(404, message, "model", "model_not_found")
         if not isinstance(body.prompt, str) and len(body.prompt) != 1:
             return _refused(400, f"send one prompt; a list of {len(body.prompt)} is not supported", "prompt")
+        if body.echo and body.logprobs is not None:
+            return _refused(400, "the prompt's log-probabilities are not available: no `echo` with `logprobs`", "echo")
         prompt = body.prompt if isinstance(body.prompt, str) else body.prompt[0]
         stops = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
         fields = {
@@ -129,13 +143,14 @@ def add_openai_routes(
             "seed": body.seed,
             "stop": stops,
             "stream": bool(body.stream),
+            "logprobs": body.logprobs is not None,
         }
         request = to_base(validated(models.generate, fields, NAMES), GenerateRequest)
         started = await generations.begin(request, http)
         if started is None:
             return Response(status_code=499)
         first, rest = started
-        answer = Answer(model_id, len(prompt), prompt if body.echo else "")
+        answer = Answer(model_id, len(prompt), prompt if body.echo else "", body.logprobs is not None)
         if not body.stream:
             await rest.aclose()
             return JSONResponse(answer.chunk(first, usage=True))
@@ -160,17 +175,29 @@ def _stream_error(err: HTTPException) -> dict[str, Any]:
 class Answer:
     """One completion in OpenAI's shape: the whole answer, or its stream chunks (same id and `created`)."""
 
-    def __init__(self, model: str, prompt_tokens: int, echo: str) -> None:
+    def __init__(self, model: str, prompt_tokens: int, echo: str, logprobs: bool) -> None:
         self.id, self.created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
         self.model, self.prompt_tokens, self.pending = model, prompt_tokens, echo
+        self.logprobs, self.offset = logprobs, 0  # characters of text sent so far
 
     def chunk(self, piece: GeneratePiece, usage: bool) -> dict[str, Any]:
         text, self.pending = self.pending + piece.text, ""
-        choice = CompletionChoice(text=text, finish_reason=piece.finish_reason)
+        choice = CompletionChoice(text=text, finish_reason=piece.finish_reason, logprobs=self._logprobs(piece))
+        self.offset += len(text)
         answer = Completion(id=self.id, created=self.created, model=self.model, choices=[choice])
         if usage:
             answer.usage = self.usage(piece)
         return answer.model_dump()
+
+    def _logprobs(self, piece: GeneratePiece) -> Logprobs | None:
+        if not self.logprobs:
+            return None
+        tokens, offsets, at = piece.tokens or [], [], self.offset
+        for token in tokens:
+            offsets.append(at)
+            at += len(token.text)
+        texts, logprobs = [t.text for t in tokens], [t.logprob for t in tokens]
+        return Logprobs(tokens=texts, token_logprobs=logprobs, text_offset=offsets)
 
     def usage(self, piece: GeneratePiece) -> Usage:
         made = piece.generated_tokens or 0

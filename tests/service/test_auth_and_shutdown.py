@@ -58,9 +58,9 @@ def test_the_clients_send_the_key_as_bearer(keyed: Server) -> None:
     with openai.OpenAI(base_url=keyed.url + "/v1", api_key=KEY, max_retries=0) as sdk:
         assert sdk.completions.create(model="charlm", prompt="a", max_tokens=3).choices[0].finish_reason == "length"
         assert [m.id for m in sdk.models.list().data]
-    with openai.OpenAI(base_url=keyed.url + "/v1", api_key="wrong", max_retries=0) as sdk:
-        with pytest.raises(openai.AuthenticationError, match="API key"):
-            sdk.models.list()
+    wrong = openai.OpenAI(base_url=keyed.url + "/v1", api_key="wrong", max_retries=0)
+    with wrong, pytest.raises(openai.AuthenticationError, match="API key"):
+        wrong.models.list()
     assert len(InferenceClient(model=keyed.url, api_key=KEY).text_generation("a", max_new_tokens=3)) == 3
     with pytest.raises(HfHubHTTPError) as raised:
         InferenceClient(model=keyed.url, api_key="wrong").text_generation("a", max_new_tokens=3)

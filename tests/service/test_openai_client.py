@@ -71,7 +71,9 @@ def test_stream_with_usage_then_done(sdk: openai.OpenAI, model: str, server: Ser
     assert [c.choices[0].finish_reason for c in texts][-1] == "length"
     assert {c.id for c in chunks} == {chunks[0].id} and all(c.usage is None for c in texts)
     assert last.choices == [] and last.usage is not None and last.usage.completion_tokens == 60
-    with httpx.stream("POST", server.url + "/v1/completions", json={"model": model, "prompt": "a", "stream": True}) as r:
+    with httpx.stream(
+        "POST", server.url + "/v1/completions", json={"model": model, "prompt": "a", "stream": True}
+    ) as r:
         assert r.headers["content-type"].startswith("text/event-stream")
         assert list(r.iter_lines())[-2:] == ["data: [DONE]", ""]
 
@@ -89,6 +91,7 @@ def test_echo(sdk: openai.OpenAI, model: str) -> None:
         ({"max_tokens": 301}, openai.BadRequestError, "max_tokens"),  # the server's configured limit (300)
         ({"stop": ["a", "b", "c"]}, openai.BadRequestError, "stop"),  # 2 stop sequences configured
         ({"n": 2}, openai.BadRequestError, "n"),
+        ({"logprobs": 6}, openai.BadRequestError, "logprobs"),
         ({"prompt": ["a", "b"]}, openai.BadRequestError, "prompt"),
         ({"model": "gpt-3.5-turbo-instruct"}, openai.NotFoundError, "model"),
     ],
@@ -102,3 +105,21 @@ def test_errors_raise_the_sdk_exceptions(
     body = raised.value.body
     assert isinstance(body, dict) and body["param"] == param and body["type"]
     assert param in raised.value.message or raised.value.status_code == 404
+
+
+def test_logprobs_per_character(sdk: openai.OpenAI, model: str, client: httpx.Client) -> None:
+    request = {"prompt": "KING:", "max_tokens": 20, "temperature": 0.9, "seed": 4}
+    answer = sdk.completions.create(model=model, logprobs=1, **request)  # type: ignore[call-overload]
+    (choice,) = answer.choices
+    assert choice.logprobs is not None and "".join(choice.logprobs.tokens or []) == choice.text
+    assert choice.logprobs.text_offset == list(range(20)) and all(
+        lp <= 0 for lp in choice.logprobs.token_logprobs or []
+    )
+    ours = client.post("/generate", json={"prompt": "KING:", "max_new_tokens": 20, "temperature": 0.9, "seed": 4,
+                                          "logprobs": True}).json()  # fmt: skip
+    assert [t["logprob"] for t in ours["tokens"]] == choice.logprobs.token_logprobs
+    chunks = list(sdk.completions.create(model=model, logprobs=1, stream=True, **request))  # type: ignore[call-overload]
+    offsets = [o for c in chunks for o in (c.choices[0].logprobs.text_offset or [])]
+    assert offsets == list(range(20))
+    with pytest.raises(openai.BadRequestError, match="echo"):
+        sdk.completions.create(model=model, prompt="a", max_tokens=2, echo=True, logprobs=1)
