@@ -34,6 +34,7 @@ from service.schemas import limited_models
 from service.settings import Settings
 from service.status import WorkerStatus
 from service.tasks import ENDPOINTS, TASKS
+from service.web.docs import add_docs_routes, describe
 from service.web.generations import Generations
 from service.web.guard import GuardMiddleware
 from service.web.hf_api import add_hf_routes
@@ -143,6 +144,8 @@ def build_server(
     add_metrics_route(server.app, workers, metrics_dir, lambda: facts)
     add_probe_routes(server)
     add_page_route(server.app)
+    describe(server.app)
+    add_docs_routes(server.app)
     return server
 
 
