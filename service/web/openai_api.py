@@ -48,7 +48,7 @@ class StreamOptions(BaseModel):
 class CompletionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    model: str = Field(description="the id that GET /v1/models lists (or `charlm`)")
+    model: str = Field(description="the id that GET /v1/models lists (or `charlm`)", examples=["charlm"])
     prompt: str | list[str] = Field(description="one string (a list of exactly one string is accepted too)")
     max_tokens: int | None = Field(default=16, description="characters to generate at most (OpenAI's default: 16)")
     temperature: float | None = Field(default=1.0, ge=0, le=10, description="0 means greedy")

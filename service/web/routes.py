@@ -72,11 +72,18 @@ def _json_event(name: str, content: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "required": ["data"], "properties": {"event": {"const": name}, "data": data}}
 
 
+def _component_schema(model: type[GeneratePiece]) -> dict[str, Any]:
+    """A model's JSON schema referring to its nested models where the OpenAPI document keeps them."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    schema.pop("$defs", None)  # GeneratedToken is there already: GenerateResponse uses it
+    return schema
+
+
 # One Server-Sent Event of a /generate stream (the Open API 3.2 reading: `event`, `data`, ...; `data` holds JSON):
 # a piece, or an error after the stream started.
 SSE_EVENT = {
     "anyOf": [
-        _json_event("message", GeneratePiece.model_json_schema()),
+        _json_event("message", _component_schema(GeneratePiece)),
         _json_event(
             "error",
             {

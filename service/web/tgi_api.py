@@ -74,7 +74,7 @@ class TgiToken(BaseModel):
 class TgiDetails(BaseModel):
     finish_reason: Literal["length", "stop_sequence", "eos_token"]
     generated_tokens: int
-    seed: int | None
+    seed: int | None = None
     prefill: list[TgiToken] = Field(default_factory=list)
     tokens: list[TgiToken] = Field(default_factory=list)
 
@@ -165,7 +165,8 @@ def add_tgi_routes(app: FastAPI, generations: Generations, models: RequestModels
         if body.parameters.details:
             finish, made = _finish(first), first.generated_tokens or 0
             details = TgiDetails(finish_reason=finish, generated_tokens=made, seed=request.seed, tokens=_tokens(first))
-        return JSONResponse([TgiAnswer(generated_text=text, details=details).model_dump(exclude_none=True)])
+        answer = TgiAnswer(generated_text=text, details=details)
+        return JSONResponse([answer.model_dump(exclude={"details"} if details is None else None)])
 
     async def compat(body: TgiRequest, http: Request) -> Response:
         return await answer(body, http, body.stream)
