@@ -97,6 +97,9 @@ class GenerateResponse(BaseModel):
     generated_tokens: int = Field(description="characters the model produced, a matched stop text included")
     model: str
     tokens: list[GeneratedToken] | None = Field(default=None, description="with `logprobs`: the text's characters")
+    unknown_chars: list[str] | None = Field(
+        default=None, description="the prompt's characters outside the model's alphabet (read as unknown); if any"
+    )
 
 
 class GeneratePiece(BaseModel):
@@ -107,6 +110,7 @@ class GeneratePiece(BaseModel):
     generated_tokens: int | None = None
     model: str | None = None
     tokens: list[GeneratedToken] | None = None
+    unknown_chars: list[str] | None = None
 
 
 class SentimentRequest(Request):

@@ -63,4 +63,5 @@ class GenerateAPI(ModelAPI):
                 generated_tokens=piece.generated_tokens,
                 model=model,
                 tokens=tokens,
+                unknown_chars=list(piece.unknown_chars) or None,
             )

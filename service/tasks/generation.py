@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -46,13 +46,14 @@ class Token:
 @dataclass(frozen=True)
 class Piece:
     """Text released by a generation. The last piece carries `generated_tokens`, and `finish_reason` unless the
-    generation was cancelled (its client went away). With `request.logprobs`, `tokens` are the released text's
-    characters, one for one."""
+    generation was cancelled (its client went away), and `unknown_chars`: the prompt's characters outside the
+    model's alphabet (read as <unk>). With `request.logprobs`, `tokens` are the released text's characters."""
 
     text: str
     finish_reason: FinishReason | None = None
     generated_tokens: int | None = None
     tokens: tuple[Token, ...] = ()
+    unknown_chars: tuple[str, ...] = ()
 
 
 class Cancellation:
@@ -96,8 +97,9 @@ class Generation:
         state: State,
         banned: list[int],
         cancelled: Callable[[], bool] | None,
+        unknown_chars: tuple[str, ...] = (),
     ) -> None:
-        self.request, self.banned, self.cancelled = request, banned, cancelled
+        self.request, self.banned, self.cancelled, self.unknown_chars = request, banned, cancelled, unknown_chars
         self.params = SamplingParams(request.temperature, request.top_k, request.top_p)
         self.rng = np.random.default_rng(request.seed)
         self.scanner = StopScanner(request.stop)
@@ -118,7 +120,7 @@ class Generation:
         assert self.logits is not None and not self.finished
         if self.cancelled is not None and self.cancelled():
             self.finished = True
-            return Piece("", None, self.made)
+            return Piece("", None, self.made, unknown_chars=self.unknown_chars)
         self.token = sample(self.logits, self.params, self.rng, self.banned)
         self.made += 1
         char = decode(self.token)
@@ -127,11 +129,11 @@ class Generation:
         text, stopped = self.scanner.push(char)
         if stopped:
             self.finished = True
-            return Piece(text, "stop", self.made, self._tokens(text))
+            return Piece(text, "stop", self.made, self._tokens(text), self.unknown_chars)
         if self.made == self.request.max_new_tokens:
             text += self.scanner.flush()
             self.finished = True
-            return Piece(text, "length", self.made, self._tokens(text))
+            return Piece(text, "length", self.made, self._tokens(text), self.unknown_chars)
         return Piece(text, tokens=self._tokens(text)) if text else None
 
     def _tokens(self, text: str) -> tuple[Token, ...]:
@@ -204,7 +206,8 @@ class CharGenerator:
 
     def start(self, request: GenerateRequest, cancelled: Callable[[], bool] | None = None) -> Generation:
         prompt = self.encoder.encode(request.prompt or self.start_text)
-        return Generation(request, prompt, self.zero_state(), self.banned, cancelled)
+        unknown = tuple(self.encoder.unknown_chars(request.prompt))
+        return Generation(request, prompt, self.zero_state(), self.banned, cancelled, unknown)
 
     def prefill_some(self, generation: Generation, limit: int = PREFILL_CHUNK, keep: int = 0) -> None:
         """Read up to `limit` more prompt characters into the generation's state in one call, leaving at least
@@ -262,8 +265,8 @@ class Coalescer:
         self.last: float | None = None
 
     def push(self, piece: Piece) -> Piece | None:
-        text, tokens = self.pending.text + piece.text, self.pending.tokens + piece.tokens
-        merged, self.pending = Piece(text, piece.finish_reason, piece.generated_tokens, tokens), Piece("")
+        merged = replace(piece, text=self.pending.text + piece.text, tokens=self.pending.tokens + piece.tokens)
+        self.pending = Piece("")
         if piece.generated_tokens is not None:  # the last piece
             return merged
         now = self.clock()
@@ -285,7 +288,7 @@ class Joiner:
         if piece.generated_tokens is None:
             return None
         text, tokens = "".join(p.text for p in self.parts), tuple(t for p in self.parts for t in p.tokens)
-        return Piece(text, piece.finish_reason, piece.generated_tokens, tokens)
+        return replace(piece, text=text, tokens=tokens)
 
 
 def generate_text(

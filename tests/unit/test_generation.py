@@ -126,3 +126,10 @@ def test_logprobs_are_the_released_characters_one_for_one(generator: CharGenerat
     logits, _ = generator.prefill(generator.encoder.encode("KING:"))
     probs = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
     assert greedy.tokens[0].logprob == pytest.approx(float(np.log(probs.max())), abs=1e-5)
+
+
+def test_characters_outside_the_alphabet_are_reported(generator: CharGenerator) -> None:
+    assert "é" not in generator.encoder.vocab and "☃" not in generator.encoder.vocab
+    piece = generate_text(generator, GenerateRequest(prompt="ROMÉO: ☃é", max_new_tokens=3, temperature=0))
+    assert set(piece.unknown_chars) == {"É", "é", "☃"} - {c for c in "É" if c in generator.encoder.vocab}
+    assert generate_text(generator, GenerateRequest(prompt="ROMEO:", max_new_tokens=3)).unknown_chars == ()
