@@ -5,7 +5,8 @@ the way a /generate request goes (`service.web.generations`): the same seed and 
 
 Not LitServe's `OpenAISpec`: it serves chat only, drops `seed`, `top_k` and `stream_options`, always answers
 `finish_reason: "stop"` and loses errors in the middle of a stream. Parameters a character model cannot honour
-(`n` > 1, penalties, `logit_bias`, `suffix`, `best_of` > 1) are refused with a 400 naming them.
+(`n` > 1, penalties, `logit_bias`, `suffix`, `best_of` > 1) are refused with a 400 naming them. A list of prompts
+(at most `max_batch_texts`, not streamed) gets a choice per prompt, generated side by side.
 
 `logprobs` gives each generated character's log-probability under the model (`tokens`, `token_logprobs`,
 `text_offset` into the choice's text); `top_logprobs` stays null (the alternatives are not reported), and the
@@ -14,6 +15,7 @@ prompt's own log-probabilities (`echo` with `logprobs`, what lm-evaluation-harne
 """
 
 # No `from __future__ import annotations`: FastAPI must see the request model as a live object.
+import asyncio
 import json
 import time
 import uuid
@@ -49,7 +51,7 @@ class CompletionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     model: str = Field(description="the id that GET /v1/models lists (or `charlm`)", examples=["charlm"])
-    prompt: str | list[str] = Field(description="one string (a list of exactly one string is accepted too)")
+    prompt: str | list[str] = Field(description="a string, or a list of them (a choice each; one when streaming)")
     max_tokens: int | None = Field(default=16, description="characters to generate at most (OpenAI's default: 16)")
     temperature: float | None = Field(default=1.0, ge=0, le=10, description="0 means greedy")
     top_p: float | None = Field(default=None, gt=0, le=1)
@@ -128,14 +130,15 @@ def add_openai_routes(
         if body.model not in names:
             message = f"model `{body.model}` does not exist; this server serves `{model_id}`"
             return _refused(404, message, "model", "model_not_found")
-        if not isinstance(body.prompt, str) and len(body.prompt) != 1:
-            return _refused(400, f"send one prompt; a list of {len(body.prompt)} is not supported", "prompt")
+        prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
+        limit = models.generate.limits.max_batch_texts
+        if not 1 <= len(prompts) <= (1 if body.stream else limit):
+            allowed = "one prompt when streaming" if body.stream else f"1 to {limit} prompts"
+            return _refused(400, f"`prompt`: send {allowed}, not {len(prompts)}", "prompt")
         if body.echo and body.logprobs is not None:
             return _refused(400, "the prompt's log-probabilities are not available: no `echo` with `logprobs`", "echo")
-        prompt = body.prompt if isinstance(body.prompt, str) else body.prompt[0]
         stops = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
         fields = {
-            "prompt": prompt,
             "max_new_tokens": body.max_tokens if body.max_tokens is not None else 16,
             "temperature": body.temperature if body.temperature is not None else 1.0,
             "top_k": body.top_k,
@@ -145,15 +148,20 @@ def add_openai_routes(
             "stream": bool(body.stream),
             "logprobs": body.logprobs is not None,
         }
-        request = to_base(validated(models.generate, fields, NAMES), GenerateRequest)
-        started = await generations.begin(request, http)
+        checked = [validated(models.generate, fields | {"prompt": p}, NAMES) for p in prompts]
+        requests = [to_base(r, GenerateRequest) for r in checked]
+        answers = [Answer(model_id, len(p), p if body.echo else "", body.logprobs is not None) for p in prompts]
+        if not body.stream:  # each prompt a generation of its own, stepped together by the worker
+            wholes = await asyncio.gather(*(_whole(generations, r, http) for r in requests))
+            pieces = [w for w in wholes if w is not None]
+            if len(pieces) < len(wholes):
+                return Response(status_code=499)
+            return JSONResponse(whole(answers, pieces).model_dump())
+        started = await generations.begin(requests[0], http)
         if started is None:
             return Response(status_code=499)
         first, rest = started
-        answer = Answer(model_id, len(prompt), prompt if body.echo else "", body.logprobs is not None)
-        if not body.stream:
-            await rest.aclose()
-            return JSONResponse(answer.chunk(first, usage=True))
+        answer = answers[0]
         usage = body.stream_options is not None and body.stream_options.include_usage
         return event_stream(sse(first, rest, lambda p: answer.events(p, usage), _stream_error, ["[DONE]"]))
 
@@ -168,6 +176,29 @@ def add_openai_routes(
     )
 
 
+async def _whole(generations: Generations, request: GenerateRequest, http: Request) -> GeneratePiece | None:
+    started = await generations.begin(request, http)
+    if started is None:
+        return None
+    first, rest = started
+    await rest.aclose()
+    return first
+
+
+def whole(answers: list["Answer"], pieces: list[GeneratePiece]) -> Completion:
+    """One answer for several prompts: a choice each (`index` in prompt order), the usage summed."""
+    pairs = list(zip(answers, pieces, strict=True))
+    choices = [a.choice(p).model_copy(update={"index": i}) for i, (a, p) in enumerate(pairs)]
+    usages = [a.usage(p) for a, p in pairs]
+    usage = Usage(
+        prompt_tokens=sum(u.prompt_tokens for u in usages),
+        completion_tokens=sum(u.completion_tokens for u in usages),
+        total_tokens=sum(u.total_tokens for u in usages),
+    )
+    first = answers[0]
+    return Completion(id=first.id, created=first.created, model=first.model, choices=choices, usage=usage)
+
+
 def _stream_error(err: HTTPException) -> dict[str, Any]:
     return openai_error(err.status_code, str(err.detail))
 
@@ -180,11 +211,14 @@ class Answer:
         self.model, self.prompt_tokens, self.pending = model, prompt_tokens, echo
         self.logprobs, self.offset = logprobs, 0  # characters of text sent so far
 
-    def chunk(self, piece: GeneratePiece, usage: bool) -> dict[str, Any]:
+    def choice(self, piece: GeneratePiece) -> CompletionChoice:
         text, self.pending = self.pending + piece.text, ""
         choice = CompletionChoice(text=text, finish_reason=piece.finish_reason, logprobs=self._logprobs(piece))
         self.offset += len(text)
-        answer = Completion(id=self.id, created=self.created, model=self.model, choices=[choice])
+        return choice
+
+    def chunk(self, piece: GeneratePiece, usage: bool) -> dict[str, Any]:
+        answer = Completion(id=self.id, created=self.created, model=self.model, choices=[self.choice(piece)])
         if usage:
             answer.usage = self.usage(piece)
         return answer.model_dump()

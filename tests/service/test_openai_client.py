@@ -92,7 +92,8 @@ def test_echo(sdk: openai.OpenAI, model: str) -> None:
         ({"stop": ["a", "b", "c"]}, openai.BadRequestError, "stop"),  # 2 stop sequences configured
         ({"n": 2}, openai.BadRequestError, "n"),
         ({"logprobs": 6}, openai.BadRequestError, "logprobs"),
-        ({"prompt": ["a", "b"]}, openai.BadRequestError, "prompt"),
+        ({"prompt": ["a"] * 9}, openai.BadRequestError, "prompt"),  # 8 texts per request configured
+        ({"prompt": ["a", "b"], "stream": True}, openai.BadRequestError, "prompt"),
         ({"model": "gpt-3.5-turbo-instruct"}, openai.NotFoundError, "model"),
     ],
 )
@@ -123,3 +124,12 @@ def test_logprobs_per_character(sdk: openai.OpenAI, model: str, client: httpx.Cl
     assert offsets == list(range(20))
     with pytest.raises(openai.BadRequestError, match="echo"):
         sdk.completions.create(model=model, prompt="a", max_tokens=2, echo=True, logprobs=1)
+
+
+def test_a_list_of_prompts_gets_a_choice_each(sdk: openai.OpenAI, model: str, client: httpx.Client) -> None:
+    prompts = ["ROMEO:", "KING:", ""]
+    answer = sdk.completions.create(model=model, prompt=prompts, max_tokens=12, temperature=0.8, seed=9)
+    assert [c.index for c in answer.choices] == [0, 1, 2]
+    for prompt, choice in zip(prompts, answer.choices, strict=True):
+        assert choice.text == generate(client, prompt=prompt, max_new_tokens=12, temperature=0.8, seed=9)["text"]
+    assert answer.usage is not None and answer.usage.completion_tokens == 36 and answer.usage.prompt_tokens == 11
