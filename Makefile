@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DATA ?= ../shared/data
 
-.PHONY: serve test test-slow lint image image-test image-gpu image-audit train train-charlm train-sentiment train-sentiment-ensemble train-ner bench bench-int8 clean
+.PHONY: serve test lint image image-test image-gpu image-audit train train-charlm train-sentiment train-sentiment-ensemble train-ner bench bench-int8 clean
 
 # Serving dependencies only (no torch), installed once and again when pyproject.toml changes.
 $(VENV)/.serve: pyproject.toml
@@ -26,11 +26,9 @@ $(VENV)/.dev: $(VENV)/.serve
 serve: $(VENV)/.serve
 	$(PY) -m service.server
 
+# Everything, full-length training excepted (no test trains a model to its published figure: `make train` does).
 test: $(VENV)/.dev
-	$(PY) -m pytest -m "not slow" -q
-
-test-slow: $(VENV)/.dev
-	$(PY) -m pytest -m slow -q
+	$(PY) -m pytest -q
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check rnntext service training tests bench examples deploy

@@ -28,7 +28,7 @@ PREFIX = "RNNSERVE_"
 EXTRA_HELP = {
     "port": "TCP port to listen on",
     "log_level": "level of the service's own log lines",
-    "workers_generate": "/generate worker processes (each runs one generation at a time)",
+    "workers_generate": "/generate worker processes (each steps up to --generate-max-batch generations together)",
     "workers_sentiment": "/sentiment worker processes",
     "workers_ner": "/ner worker processes",
 }
@@ -97,8 +97,34 @@ def _add_train(commands: Any) -> None:
                        help="processes on this machine: N > 1 runs under torchrun (DistributedDataParallel; gloo "
                             "on CPU, nccl on GPU) [default: 1]")  # fmt: skip
     train.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
-    train.add_argument("task", choices=TASKS, help="which model: charlm (/generate), sentiment or ner")
+    # Optional for argparse, so that a bare `rnnserve train` is told what is missing (`main` requires it).
+    train.add_argument("task", nargs="?", choices=TASKS, help="which model: charlm (/generate), sentiment or ner")
     train.add_argument("args", nargs=argparse.REMAINDER, help="--key=value flags for the training script")
+
+
+WRAPPER_FLAGS = ("--nproc-per-node", "--dry-run")  # rnnserve train's own flags, also accepted after TASK
+
+
+def wrapper_flags_after_task(args: argparse.Namespace) -> None:
+    """Move `--nproc-per-node=N` (or `--nproc-per-node N`) and `--dry-run` written after TASK from the training
+    script's arguments to rnnserve's: argparse hands everything after TASK to the script."""
+    rest, kept = list(args.args), []
+    while rest:
+        arg = rest.pop(0)
+        name, has_value, value = arg.partition("=")
+        if name == "--dry-run":
+            args.dry_run = True
+        elif name == "--nproc-per-node":
+            if not has_value:
+                if not rest:
+                    raise SystemExit("rnnserve train: --nproc-per-node needs a number")
+                value = rest.pop(0)
+            if not value.isdigit() or int(value) < 1:
+                raise SystemExit(f"rnnserve train: --nproc-per-node must be a positive number, not {value!r}")
+            args.nproc_per_node = int(value)
+        else:
+            kept.append(arg)
+    args.args = kept
 
 
 def _add_evaluate(commands: Any) -> None:
@@ -144,7 +170,8 @@ def evaluate_arguments(args: argparse.Namespace) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.command == "serve":
         os.environ.update(serve_environment(args))
         from service.server import main as serve
@@ -152,6 +179,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         serve()
         return 0
     if args.command == "train":
+        if args.task is None:
+            parser.error(f"train needs a TASK: one of {', '.join(TASKS)} (rnnserve train TASK [training flags])")
+        wrapper_flags_after_task(args)
         command = train_command(args)
         if args.dry_run:
             print(" ".join(command))

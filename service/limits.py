@@ -11,7 +11,9 @@ class Limits(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     max_text_chars: int = Field(default=10_000, ge=1, description="/sentiment, /ner text; prompt")
-    max_batch_texts: int = Field(default=64, ge=1, description="texts in one /sentiment request")
+    max_batch_texts: int = Field(
+        default=64, ge=1, description="texts in one /sentiment request; prompts in one /v1/completions"
+    )
     max_ner_tokens: int = Field(default=512, ge=1, description="tokens in one /ner request")
     max_token_chars: int = Field(
         default=4096, ge=1, description="one pre-tokenized /ner token (room for a real URL: browsers keep 2,000+)"

@@ -75,6 +75,9 @@ class GenerateRequest(Request):
         default_factory=list, description="generation ends before any of these"
     )
     stream: bool = Field(default=False, description="answer as Server-Sent Events while generating")
+    logprobs: bool = Field(
+        default=False, description="also answer `tokens`: each generated character with its log-probability"
+    )
     # Set by the HTTP side, not by clients: the worker's key into the shared cancellation flags (service.web.routes).
     _request_id: str | None = PrivateAttr(default=None)
 
@@ -82,11 +85,21 @@ class GenerateRequest(Request):
 FinishReason = Literal["length", "stop"]
 
 
+class GeneratedToken(BaseModel):
+    id: int = Field(description="the character's id in the char LM's vocabulary")
+    text: str
+    logprob: float = Field(description="the model's log-probability of it (before temperature, top-k, top-p)")
+
+
 class GenerateResponse(BaseModel):
     text: str = Field(description="the continuation only, without the prompt or the stop text")
     finish_reason: FinishReason
     generated_tokens: int = Field(description="characters the model produced, a matched stop text included")
     model: str
+    tokens: list[GeneratedToken] | None = Field(default=None, description="with `logprobs`: the text's characters")
+    unknown_chars: list[str] | None = Field(
+        default=None, description="the prompt's characters outside the model's alphabet (read as unknown); if any"
+    )
 
 
 class GeneratePiece(BaseModel):
@@ -96,6 +109,8 @@ class GeneratePiece(BaseModel):
     finish_reason: FinishReason | None = None
     generated_tokens: int | None = None
     model: str | None = None
+    tokens: list[GeneratedToken] | None = None
+    unknown_chars: list[str] | None = None
 
 
 class SentimentRequest(Request):

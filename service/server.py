@@ -17,6 +17,7 @@ import os
 import signal
 from collections.abc import MutableMapping
 from dataclasses import dataclass
+from datetime import datetime
 from multiprocessing.managers import SyncManager
 from typing import Any
 
@@ -33,14 +34,31 @@ from service.schemas import limited_models
 from service.settings import Settings
 from service.status import WorkerStatus
 from service.tasks import ENDPOINTS, TASKS
+from service.web.docs import add_docs_routes, describe
+from service.web.generations import Generations
 from service.web.guard import GuardMiddleware
+from service.web.hf_api import add_hf_routes
 from service.web.metrics import WorkerMetrics, add_metrics_route, fresh_directory, use_directory
 from service.web.observe import RequestObserver
+from service.web.openai_api import add_openai_routes
 from service.web.page import add_page_route
 from service.web.probes import add_probe_routes
-from service.web.routes import add_inference_routes, add_info_route, add_validation_handler
+from service.web.routes import add_error_handlers, add_inference_routes, add_info_route
+from service.web.tgi_api import add_tgi_routes
 
 logger = logging.getLogger(__name__)
+
+
+# The other protocols' inference routes (guarded like ours): OpenAI's, TGI's (POST / only: GET / is the page) and
+# the Hugging Face task routes.
+COMPAT_ROUTES = [
+    "/v1/completions",
+    "/v1/models",
+    "POST /",
+    "/generate_stream",
+    "/hf/text-classification",
+    "/hf/token-classification",
+]
 
 
 @dataclass(frozen=True)
@@ -91,7 +109,7 @@ def build_server(
     ]
     api_key = settings.api_key.get_secret_value() if settings.api_key else None
     guard = {
-        "protected": [a.api_path for a in apis],
+        "protected": [a.api_path for a in apis] + COMPAT_ROUTES,
         "api_key": api_key,
         "max_body_bytes": settings.max_body_bytes,
         "max_in_flight": settings.max_in_flight,
@@ -113,12 +131,21 @@ def build_server(
         manager=manager,
     )
     workers = LitServeWorkers(server)
-    add_inference_routes(server.app, workers, limited_models(settings.limits()), status, cancellations)
+    models = limited_models(settings.limits())
+    add_inference_routes(server.app, workers, models, status, cancellations)
+    charlm = next(f for f in facts if f["task"] == "charlm")
+    created = int(datetime.fromisoformat(charlm["created"]).timestamp())
+    generations = Generations(workers, status, cancellations)
+    add_openai_routes(server.app, generations, models, charlm["model"], created)
+    add_tgi_routes(server.app, generations, models)
+    add_hf_routes(server.app, workers, models, generations.alive)
     add_info_route(server, lambda: facts, status)
-    add_validation_handler(server.app)
+    add_error_handlers(server.app)
     add_metrics_route(server.app, workers, metrics_dir, lambda: facts)
     add_probe_routes(server)
     add_page_route(server.app)
+    describe(server.app)
+    add_docs_routes(server.app)
     return server
 
 

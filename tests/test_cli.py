@@ -92,6 +92,23 @@ def test_train_passes_everything_after_the_task_through() -> None:
     assert run("train", "gpt").returncode == 2  # not a task: argparse's usage error
 
 
+def test_train_flags_after_the_task_and_a_bare_train() -> None:
+    """README writes `rnnserve train TASK [flags] (--nproc-per-node=N ...)`: the wrapper's flags work after TASK."""
+    for flags in (["--nproc-per-node=2"], ["--nproc-per-node", "2"]):
+        shown = run("train", "ner", "--epochs=1", *flags, "--dry-run")
+        assert shown.returncode == 0, shown.stderr
+        assert shown.stdout.split()[1:] == ["-m", "torch.distributed.run", "--nproc-per-node=2", "-m",
+                                            "training.train_ner", "--epochs=1"]  # fmt: skip
+    bare = run("train")
+    assert bare.returncode == 2 and "train needs a TASK: one of charlm, sentiment, ner" in bare.stderr
+    assert "args" not in bare.stderr.splitlines()[-1]
+
+
+def test_serve_help_says_generations_are_batched() -> None:
+    shown = run("serve", "--help").stdout
+    assert "one generation at a time" not in shown and "generations together" in " ".join(shown.split())
+
+
 def test_evaluate_options_match_the_script() -> None:
     ours = set(options_in(run("evaluate", "--help").stdout))
     theirs = subprocess.run(

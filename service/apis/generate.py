@@ -11,7 +11,7 @@ from typing import Any
 from service.apis.base import ModelAPI
 from service.litserve_ext import ContinuousGenerationLoop, LoopMetrics
 from service.runtime import OnnxModel
-from service.schemas import GeneratePiece, GenerateRequest
+from service.schemas import GeneratedToken, GeneratePiece, GenerateRequest
 from service.settings import Settings
 from service.status import WorkerStatus
 from service.tasks.generation import Cancellation, CharGenerator, Coalescer, Generation, Joiner, Piece
@@ -56,6 +56,12 @@ class GenerateAPI(ModelAPI):
             if piece.generated_tokens is not None and piece.finish_reason is None:
                 logger.info("generation stopped after %d characters: the client went away", piece.generated_tokens)
             model = self.model_id if piece.finish_reason else None
+            tokens = [GeneratedToken(id=t.id, text=t.text, logprob=t.logprob) for t in piece.tokens] or None
             yield GeneratePiece(
-                text=piece.text, finish_reason=piece.finish_reason, generated_tokens=piece.generated_tokens, model=model
+                text=piece.text,
+                finish_reason=piece.finish_reason,
+                generated_tokens=piece.generated_tokens,
+                model=model,
+                tokens=tokens,
+                unknown_chars=list(piece.unknown_chars) or None,
             )

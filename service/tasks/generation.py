@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -34,13 +34,26 @@ State = dict[str, npt.NDArray[np.float32]]
 
 
 @dataclass(frozen=True)
+class Token:
+    """One generated character: its id, its text and the model's own log-probability of it (before temperature,
+    top-k and top-p: what a client scores text with)."""
+
+    id: int
+    text: str
+    logprob: float
+
+
+@dataclass(frozen=True)
 class Piece:
     """Text released by a generation. The last piece carries `generated_tokens`, and `finish_reason` unless the
-    generation was cancelled (its client went away)."""
+    generation was cancelled (its client went away), and `unknown_chars`: the prompt's characters outside the
+    model's alphabet (read as <unk>). With `request.logprobs`, `tokens` are the released text's characters."""
 
     text: str
     finish_reason: FinishReason | None = None
     generated_tokens: int | None = None
+    tokens: tuple[Token, ...] = ()
+    unknown_chars: tuple[str, ...] = ()
 
 
 class Cancellation:
@@ -84,8 +97,9 @@ class Generation:
         state: State,
         banned: list[int],
         cancelled: Callable[[], bool] | None,
+        unknown_chars: tuple[str, ...] = (),
     ) -> None:
-        self.request, self.banned, self.cancelled = request, banned, cancelled
+        self.request, self.banned, self.cancelled, self.unknown_chars = request, banned, cancelled, unknown_chars
         self.params = SamplingParams(request.temperature, request.top_k, request.top_p)
         self.rng = np.random.default_rng(request.seed)
         self.scanner = StopScanner(request.stop)
@@ -95,6 +109,7 @@ class Generation:
         self.token = 0
         self.made = 0
         self.finished = False
+        self.unreleased: list[Token] | None = [] if request.logprobs else None  # sampled, not yet released
 
     @property
     def prefilled(self) -> bool:
@@ -105,17 +120,41 @@ class Generation:
         assert self.logits is not None and not self.finished
         if self.cancelled is not None and self.cancelled():
             self.finished = True
-            return Piece("", None, self.made)
+            return Piece("", None, self.made, unknown_chars=self.unknown_chars)
         self.token = sample(self.logits, self.params, self.rng, self.banned)
         self.made += 1
-        text, stopped = self.scanner.push(decode(self.token))
+        char = decode(self.token)
+        if self.unreleased is not None:
+            self.unreleased.append(Token(self.token, char, log_probability(self.logits, self.token)))
+        text, stopped = self.scanner.push(char)
         if stopped:
             self.finished = True
-            return Piece(text, "stop", self.made)
+            return Piece(text, "stop", self.made, self._tokens(text), self.unknown_chars)
         if self.made == self.request.max_new_tokens:
+            text += self.scanner.flush()
             self.finished = True
-            return Piece(text + self.scanner.flush(), "length", self.made)
-        return Piece(text) if text else None
+            return Piece(text, "length", self.made, self._tokens(text), self.unknown_chars)
+        return Piece(text, tokens=self._tokens(text)) if text else None
+
+    def _tokens(self, text: str) -> tuple[Token, ...]:
+        """The sampled characters that make up `text`, just released (released text is always a prefix of what
+        was sampled and not yet released; a matched stop text is dropped, and its characters with it)."""
+        if self.unreleased is None:
+            return ()
+        taken, size = 0, 0
+        while size < len(text):
+            size += len(self.unreleased[taken].text)
+            taken += 1
+        tokens, self.unreleased = tuple(self.unreleased[:taken]), self.unreleased[taken:]
+        if self.finished:
+            self.unreleased = []
+        return tokens
+
+
+def log_probability(logits: npt.NDArray[np.float32], token: int) -> float:
+    scores = np.asarray(logits, dtype=np.float64)
+    top = scores.max()
+    return float(scores[token] - top - np.log(np.exp(scores - top).sum()))
 
 
 class CharGenerator:
@@ -167,7 +206,8 @@ class CharGenerator:
 
     def start(self, request: GenerateRequest, cancelled: Callable[[], bool] | None = None) -> Generation:
         prompt = self.encoder.encode(request.prompt or self.start_text)
-        return Generation(request, prompt, self.zero_state(), self.banned, cancelled)
+        unknown = tuple(self.encoder.unknown_chars(request.prompt))
+        return Generation(request, prompt, self.zero_state(), self.banned, cancelled, unknown)
 
     def prefill_some(self, generation: Generation, limit: int = PREFILL_CHUNK, keep: int = 0) -> None:
         """Read up to `limit` more prompt characters into the generation's state in one call, leaving at least
@@ -221,18 +261,19 @@ class Coalescer:
 
     def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.interval, self.clock = interval, clock
-        self.pending = ""
+        self.pending = Piece("")
         self.last: float | None = None
 
     def push(self, piece: Piece) -> Piece | None:
+        merged = replace(piece, text=self.pending.text + piece.text, tokens=self.pending.tokens + piece.tokens)
+        self.pending = Piece("")
         if piece.generated_tokens is not None:  # the last piece
-            text, self.pending = self.pending + piece.text, ""
-            return Piece(text, piece.finish_reason, piece.generated_tokens)
+            return merged
         now = self.clock()
-        self.pending += piece.text
         if self.last is None or now - self.last >= self.interval:
-            out, self.pending, self.last = Piece(self.pending), "", now
-            return out
+            self.last = now
+            return merged
+        self.pending = merged
         return None
 
 
@@ -240,13 +281,14 @@ class Joiner:
     """The whole generation as one piece, released with the last (non-streaming answers)."""
 
     def __init__(self) -> None:
-        self.parts: list[str] = []
+        self.parts: list[Piece] = []
 
     def push(self, piece: Piece) -> Piece | None:
-        self.parts.append(piece.text)
+        self.parts.append(piece)
         if piece.generated_tokens is None:
             return None
-        return Piece("".join(self.parts), piece.finish_reason, piece.generated_tokens)
+        text, tokens = "".join(p.text for p in self.parts), tuple(t for p in self.parts for t in p.tokens)
+        return replace(piece, text=text, tokens=tokens)
 
 
 def generate_text(

@@ -3,6 +3,9 @@ only on the inference routes (415 instead of FastAPI's puzzling 422 for form-enc
 inference requests in flight (503 with Retry-After at once, rather than a queue that grows until requests time out).
 
 LitServe's own `LIT_SERVER_API_KEY` also guards /health, which breaks orchestrator probes, so it is not used.
+
+`protected` names the inference routes: a path (`/sentiment`, any method) or a method and a path (`POST /`: GET /
+is the page, open to all). Error bodies take the shape of the route's protocol (`service.web.errors`).
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import json
 from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.web.errors import error_body
 
 
 class GuardMiddleware:
@@ -25,7 +30,7 @@ class GuardMiddleware:
         max_in_flight: int = 0,
     ) -> None:
         self.app = app
-        self.protected = frozenset(protected)
+        self.protected = frozenset(protected)  # "/path" (any method) or "METHOD /path"
         self.api_key = api_key.encode() if api_key else None
         self.max_body_bytes = max_body_bytes
         self.max_in_flight = max_in_flight  # 0: no limit
@@ -36,8 +41,10 @@ class GuardMiddleware:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v for k, v in scope["headers"]}
-        if self.api_key is not None and scope["path"] in self.protected and not self._authorized(headers):
+        protected = self._protects(scope)
+        if self.api_key is not None and protected and not self._authorized(headers):
             await _reply(
+                scope,
                 send,
                 401,
                 "missing or wrong API key: send it as `X-API-Key` or `Authorization: Bearer`",
@@ -46,13 +53,14 @@ class GuardMiddleware:
             return
         declared = headers.get("content-length", b"")
         if declared.isdigit() and int(declared) > self.max_body_bytes:
-            await _reply(send, 413, f"request body is larger than {self.max_body_bytes} bytes")
+            await _reply(scope, send, 413, f"request body is larger than {self.max_body_bytes} bytes")
             return
-        if scope["path"] not in self.protected:
+        if not protected:
             await self._guard_body(scope, receive, send, headers)
             return
         if self.max_in_flight and self.in_flight >= self.max_in_flight:
             await _reply(
+                scope,
                 send,
                 503,
                 f"overloaded: {self.max_in_flight} requests in flight; retry shortly",
@@ -70,8 +78,8 @@ class GuardMiddleware:
             await self.app(scope, receive, send)
             return
         media_type = headers.get("content-type", b"application/json").split(b";")[0].strip().lower()
-        if scope["path"] in self.protected and media_type not in (b"application/json", b""):
-            await _reply(send, 415, "send the body as JSON with `Content-Type: application/json`")
+        if self._protects(scope) and media_type not in (b"application/json", b""):
+            await _reply(scope, send, 415, "send the body as JSON with `Content-Type: application/json`")
             return
         body, more = b"", True
         while more:  # chunked bodies carry no length: count while reading
@@ -81,9 +89,13 @@ class GuardMiddleware:
             body += message.get("body", b"")
             more = message.get("more_body", False)
             if len(body) > self.max_body_bytes:
-                await _reply(send, 413, f"request body is larger than {self.max_body_bytes} bytes")
+                await _reply(scope, send, 413, f"request body is larger than {self.max_body_bytes} bytes")
                 return
         await self.app(scope, _replay(body, receive), send)
+
+    def _protects(self, scope: Scope) -> bool:
+        path = scope["path"]
+        return path in self.protected or f"{scope['method']} {path}" in self.protected
 
     def _authorized(self, headers: dict[str, bytes]) -> bool:
         assert self.api_key is not None
@@ -107,8 +119,10 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def _reply(send: Send, status: int, detail: str, extra: list[tuple[bytes, bytes]] | None = None) -> None:
-    body = json.dumps({"detail": detail}).encode()
+async def _reply(
+    scope: Scope, send: Send, status: int, detail: str, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    body = json.dumps(error_body(scope["path"], status, detail)).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *(extra or [])]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

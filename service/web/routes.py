@@ -18,21 +18,18 @@ Requests reach the workers through a `Workers` (`service.litserve_ext.client`).
 """
 
 # No `from __future__ import annotations`: FastAPI must see the request models (local variables) as live objects.
-import asyncio
-import json
 import sys
-import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, MutableMapping
+from collections.abc import Callable
 from typing import Any
 
 import litserve as ls
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.litserve_ext import client
-from service.litserve_ext.client import ClientGone, Probe, Workers
+from service.litserve_ext.client import Workers
 from service.schemas import (
     GeneratePiece,
     GenerateRequest,
@@ -45,12 +42,10 @@ from service.schemas import (
     SentimentResponse,
     to_base,
 )
-from service.status import WorkerStatus, workers_alive
+from service.status import WorkerStatus
 from service.tasks import ENDPOINTS
-
-FLAG_LIFETIME = 600.0  # seconds a cancellation flag the worker never read is kept
-
-Cancellations = MutableMapping[str, float]  # request id -> time the client went away (shared with the workers)
+from service.web.errors import error_body, protocol_of
+from service.web.generations import Cancellations, Generations, event_stream, sse
 
 
 def remove_route(app: FastAPI, path: str, method: str) -> None:
@@ -59,29 +54,8 @@ def remove_route(app: FastAPI, path: str, method: str) -> None:
     ]
 
 
-async def generate_pieces(
-    workers: Workers,
-    request: GenerateRequest,
-    alive: Callable[[], bool] | None = None,
-    gone: Probe | None = None,
-    cancellations: Cancellations | None = None,
-) -> AsyncGenerator[GeneratePiece, None]:
-    """One /generate request's pieces from the worker. Left before the end (the client went away, the route stopped
-    reading), it flags the request id in `cancellations` so that the worker stops generating."""
-    uid = client.new_uid()
-    request._request_id = uid  # the worker's key into the cancellation flags
-    abandoned = None if cancellations is None else lambda: _flag(cancellations, uid)
-    async for data in workers.pieces("/generate", uid, request, alive, gone, abandoned):
-        yield GeneratePiece.model_validate_json(data)
-
-
-def _flag(cancellations: Cancellations, uid: str) -> None:
-    try:
-        cancellations[uid] = time.time()
-        # The worker removes a flag it acts on; one set just as the worker finished is removed here, later.
-        asyncio.get_running_loop().call_later(FLAG_LIFETIME, lambda: cancellations.pop(uid, None))
-    except (OSError, EOFError, RuntimeError):  # the manager is gone: the server is shutting down
-        pass
+def _piece_json(piece: GeneratePiece) -> list[str]:
+    return [piece.model_dump_json(exclude_none=True)]
 
 
 def json_answer(body: bytes) -> Response:
@@ -98,11 +72,18 @@ def _json_event(name: str, content: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "required": ["data"], "properties": {"event": {"const": name}, "data": data}}
 
 
+def _component_schema(model: type[GeneratePiece]) -> dict[str, Any]:
+    """A model's JSON schema referring to its nested models where the OpenAPI document keeps them."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    schema.pop("$defs", None)  # GeneratedToken is there already: GenerateResponse uses it
+    return schema
+
+
 # One Server-Sent Event of a /generate stream (the Open API 3.2 reading: `event`, `data`, ...; `data` holds JSON):
 # a piece, or an error after the stream started.
 SSE_EVENT = {
     "anyOf": [
-        _json_event("message", GeneratePiece.model_json_schema()),
+        _json_event("message", _component_schema(GeneratePiece)),
         _json_event(
             "error",
             {
@@ -127,24 +108,18 @@ def add_inference_routes(
     for path in ENDPOINTS.values():
         remove_route(app, path, "POST")
     generate_model, sentiment_model, ner_model = models.generate, models.sentiment, models.ner
-
-    def alive(task: str) -> Callable[[], bool] | None:
-        return None if status is None else lambda: workers_alive(status, task)
+    generations = Generations(workers, status, cancellations)
+    alive = generations.alive
 
     async def generate(request: generate_model, http: Request) -> Response:  # type: ignore[valid-type]
-        pieces = generate_pieces(
-            workers, to_base(request, GenerateRequest), alive("charlm"), http.is_disconnected, cancellations
-        )
-        try:
-            first = await anext(pieces)  # errors before the first piece are plain HTTP errors
-        except ClientGone:
-            return Response(status_code=499)  # nobody reads it; the worker was told to stop
+        started = await generations.begin(to_base(request, GenerateRequest), http)
+        if started is None:
+            return Response(status_code=499)
+        first, pieces = started
         if not request.stream:  # type: ignore[attr-defined]
             await pieces.aclose()
-            return JSONResponse(GenerateResponse(**first.model_dump()).model_dump())
-        return StreamingResponse(
-            _sse(first, pieces), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
-        )
+            return JSONResponse(GenerateResponse(**first.model_dump()).model_dump(exclude_none=True))
+        return event_stream(sse(first, pieces, _piece_json, lambda e: {"status": e.status_code, "detail": e.detail}))
 
     async def sentiment(request: sentiment_model) -> Response:  # type: ignore[valid-type]
         return json_answer(await workers.answer("/sentiment", to_base(request, SentimentRequest), alive("sentiment")))
@@ -172,19 +147,6 @@ def add_inference_routes(
     )
 
 
-async def _sse(first: GeneratePiece, rest: AsyncIterator[GeneratePiece]) -> AsyncIterator[str]:
-    yield f"data: {first.model_dump_json(exclude_none=True)}\n\n"
-    if first.finish_reason is not None:
-        return
-    try:
-        async for piece in rest:
-            yield f"data: {piece.model_dump_json(exclude_none=True)}\n\n"
-    except ClientGone:
-        return
-    except HTTPException as err:
-        yield f"event: error\ndata: {json.dumps({'status': err.status_code, 'detail': err.detail})}\n\n"
-
-
 def add_info_route(server: ls.LitServer, manifests: Callable[[], list[dict[str, Any]]], status: WorkerStatus) -> None:
     """GET /info: each model's manifest facts, and per worker process the providers really in use."""
     remove_route(server.app, server.info_path, "GET")
@@ -200,13 +162,23 @@ def add_info_route(server: ls.LitServer, manifests: Callable[[], list[dict[str, 
     server.app.add_api_route(server.info_path, info, methods=["GET"], summary="Models, versions, metrics, providers")
 
 
-def add_validation_handler(app: FastAPI) -> None:
-    """422 bodies name the field (`loc`) and say what is allowed (`msg`), without echoing the input back: an echo
-    could not hold NaN (FastAPI's default then fails with a 500) and would repeat user text."""
+def add_error_handlers(app: FastAPI) -> None:
+    """Errors in the shape of the protocol the request came in (`service.web.errors`). 422 bodies name the field
+    (`loc`) and say what is allowed (`msg`), without echoing the input back: an echo could not hold NaN (FastAPI's
+    default then fails with a 500) and would repeat user text. OpenAI's clients expect 400 for a bad parameter."""
 
     async def invalid(request: Request, exc: Exception) -> JSONResponse:
         errors = exc.errors() if isinstance(exc, RequestValidationError) else []
         detail = [{"type": e["type"], "loc": list(e["loc"]), "msg": e["msg"]} for e in errors]
-        return JSONResponse({"detail": detail}, status_code=422)
+        path = request.url.path
+        status = 400 if protocol_of(path) == "openai" else 422
+        param = next((str(p) for e in detail for p in reversed(e["loc"]) if isinstance(p, str) and p != "body"), None)
+        return JSONResponse(error_body(path, status, detail, param), status_code=status)
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        body = error_body(request.url.path, exc.status_code, exc.detail)
+        return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(StarletteHTTPException, http_error)

@@ -125,3 +125,25 @@ def test_ner_highlights_entities_inline(page: Any, page_server: Server) -> None:
     assert page.execute_script(without_labels, out) == text  # the whole text, entities in place
     _screenshot(page, "ner")
     page.save_screenshot(str(SCREENSHOTS / "e2e-page.png"))
+
+
+def test_header_fits_and_says_where_the_models_run(page: Any, page_server: Server) -> None:
+    box, key = page.find_element(_by().ID, "apikey-box"), page.find_element(_by().ID, "apikey")
+    assert page.get_window_size()["width"] == 1200
+    assert box.size["height"] < 1.5 * key.size["height"], "the API-key box wraps at 1,200 px"
+    runs_on = page.find_element(_by().ID, "runs-on")
+    assert runs_on.text == "runs on CPU, onnxruntime" and "CPUExecutionProvider" in runs_on.get_attribute("title")
+    labels = [e.text for e in page.find_elements(_by().CSS_SELECTOR, "#generate .controls label")]
+    assert "Characters to generate" in labels and "max_new_tokens" not in " ".join(labels)
+    icon = httpx.get(page_server.url + "/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"
+
+
+def test_characters_outside_the_alphabet_are_named(page: Any) -> None:
+    _type(page, "gen-prompt", "ROMEO ☃")
+    _type(page, "gen-max", "5")
+    page.find_element(_by().ID, "gen-submit").click()
+    out = page.find_element(_by().ID, "gen-output")
+    _wait(page, lambda d: out.get_attribute("data-done") == "true", "the end of the generation")
+    assert page.find_element(_by().ID, "gen-status").text.endswith("not in the model's alphabet, read as unknown: ☃")
+    _type(page, "gen-max", "200")

@@ -9,12 +9,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import openai
 import pytest
+from huggingface_hub import InferenceClient
+from huggingface_hub.errors import HfHubHTTPError
 
 from tests.service.serving import Server, alive, descendants, outliving, processes_with_env, start_server, stop_server
 
 KEY = "s3cret-key-for-tests"
-ROUTES = {"/generate": {"prompt": "a", "max_new_tokens": 2}, "/sentiment": {"text": "good"}, "/ner": {"text": "EU"}}
+ROUTES = {
+    "/generate": {"prompt": "a", "max_new_tokens": 2},
+    "/sentiment": {"text": "good"},
+    "/ner": {"text": "EU"},
+    "/v1/completions": {"model": "charlm", "prompt": "a", "max_tokens": 2},
+    "/": {"inputs": "a", "parameters": {"max_new_tokens": 2}},
+    "/generate_stream": {"inputs": "a", "parameters": {"max_new_tokens": 2}},
+    "/hf/text-classification": {"inputs": "good"},
+    "/hf/token-classification": {"inputs": "EU"},
+}
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +49,22 @@ def test_right_key_in_either_header_is_200(keyed: Server, path: str) -> None:
         assert httpx.post(keyed.url + path, json=ROUTES[path], headers=headers, timeout=30).status_code == 200
 
 
-def test_health_needs_no_key(keyed: Server) -> None:
+def test_health_and_the_page_need_no_key(keyed: Server) -> None:
     assert httpx.get(keyed.url + "/health").status_code == 200
+    assert httpx.get(keyed.url + "/").status_code == 200  # POST / is TGI's route, guarded; GET / is the page
+
+
+def test_the_clients_send_the_key_as_bearer(keyed: Server) -> None:
+    with openai.OpenAI(base_url=keyed.url + "/v1", api_key=KEY, max_retries=0) as sdk:
+        assert sdk.completions.create(model="charlm", prompt="a", max_tokens=3).choices[0].finish_reason == "length"
+        assert [m.id for m in sdk.models.list().data]
+    wrong = openai.OpenAI(base_url=keyed.url + "/v1", api_key="wrong", max_retries=0)
+    with wrong, pytest.raises(openai.AuthenticationError, match="API key"):
+        wrong.models.list()
+    assert len(InferenceClient(model=keyed.url, api_key=KEY).text_generation("a", max_new_tokens=3)) == 3
+    with pytest.raises(HfHubHTTPError) as raised:
+        InferenceClient(model=keyed.url, api_key="wrong").text_generation("a", max_new_tokens=3)
+    assert raised.value.response.status_code == 401
 
 
 def test_sigterm_stops_server_and_all_workers(artifacts: Path, tmp_path: Path) -> None:

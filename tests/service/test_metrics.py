@@ -109,6 +109,37 @@ def test_metrics_count_the_traffic_exactly(ops_server: Server) -> None:
     assert models == {"charlm", "sentiment", "ner"}
 
 
+def test_the_client_protocols_are_guarded_counted_and_logged(ops_server: Server) -> None:
+    url, bearer = ops_server.url, {"Authorization": f"Bearer {KEY}"}
+    before = scrape(url)
+    with httpx.Client(base_url=url, headers=bearer, timeout=60) as client:
+        openai = client.post("/v1/completions", json={"model": "charlm", "prompt": SECRET_TEXT, "max_tokens": 5})
+        assert openai.status_code == 200
+        assert client.post("/", json={"inputs": SECRET_TEXT, "parameters": {"max_new_tokens": 4}}).status_code == 200
+        assert client.post("/hf/text-classification", json={"inputs": SECRET_TEXT}).status_code == 200
+        big = b"x" * 1_000_001  # over RNNSERVE_MAX_BODY_BYTES: refused by the guard, in each protocol's shape
+        refused = client.post("/v1/completions", content=big, headers={"content-type": "application/json"})
+        assert refused.status_code == 413 and refused.json()["error"]["type"] == "invalid_request_error"
+        refused = client.post("/generate_stream", content=big, headers={"content-type": "application/json"})
+        assert refused.status_code == 413 and refused.json()["error_type"] == "validation"
+    after = scrape(url)
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta("rnnserve_requests_total", endpoint="/v1/completions", method="POST", status="200") == 1
+    assert delta("rnnserve_request_errors_total", endpoint="/v1/completions", status="413") == 1
+    assert delta("rnnserve_requests_total", endpoint="/", method="POST", status="200") == 1
+    assert delta("rnnserve_request_errors_total", endpoint="/generate_stream", status="413") == 1
+    assert delta("rnnserve_requests_total", endpoint="/hf/text-classification", method="POST", status="200") == 1
+    assert delta("rnnserve_generated_characters_total", endpoint="/generate") == 5 + 4  # the same workers
+    assert delta("rnnserve_batch_requests_sum", endpoint="/sentiment") == 1
+    text = ops_server.log.read_text(errors="replace")
+    assert "zebra-marker" not in text, "request text must never be logged"
+    logged = {json.loads(line)["path"] for line in text.splitlines() if '"service.access"' in line}
+    assert {"/v1/completions", "/", "/generate_stream", "/hf/text-classification"} <= logged
+
+
 def test_request_log_is_json_with_the_request_id(ops_server: Server) -> None:
     url = ops_server.url
     mine = httpx.get(url + "/livez", headers={"X-Request-ID": "client-id-42"})

@@ -112,3 +112,24 @@ def test_cancellation_reads_the_shared_mapping_at_most_every_interval() -> None:
         now[0] = t
         assert cancelled() is False
     assert len(reads) == 3  # at 0.0 (the first, at once), 0.06 and 0.2
+
+
+@pytest.mark.parametrize("stop", [[], ["e"]])
+def test_logprobs_are_the_released_characters_one_for_one(generator: CharGenerator, stop: list[str]) -> None:
+    request = GenerateRequest(prompt="KING:", max_new_tokens=30, temperature=0.9, seed=5, stop=stop)
+    plain = generate_text(generator, request)
+    scored = generate_text(generator, request.model_copy(update={"logprobs": True}))
+    assert scored.text == plain.text and plain.tokens == ()
+    assert "".join(t.text for t in scored.tokens) == scored.text
+    assert all(t.logprob <= 0 and generator.encoder.decode([t.id]) == t.text for t in scored.tokens)
+    greedy = generate_text(generator, GenerateRequest(prompt="KING:", max_new_tokens=1, temperature=0, logprobs=True))
+    logits, _ = generator.prefill(generator.encoder.encode("KING:"))
+    probs = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    assert greedy.tokens[0].logprob == pytest.approx(float(np.log(probs.max())), abs=1e-5)
+
+
+def test_characters_outside_the_alphabet_are_reported(generator: CharGenerator) -> None:
+    assert "é" not in generator.encoder.vocab and "☃" not in generator.encoder.vocab
+    piece = generate_text(generator, GenerateRequest(prompt="ROMÉO: ☃é", max_new_tokens=3, temperature=0))
+    assert set(piece.unknown_chars) == {"É", "é", "☃"} - {c for c in "É" if c in generator.encoder.vocab}
+    assert generate_text(generator, GenerateRequest(prompt="ROMEO:", max_new_tokens=3)).unknown_chars == ()

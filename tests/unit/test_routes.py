@@ -28,8 +28,8 @@ from service.schemas import (
     SentimentResponse,
     limited_models,
 )
-from service.web import routes
-from service.web.routes import add_inference_routes, add_validation_handler
+from service.web import generations
+from service.web.routes import add_error_handlers, add_inference_routes
 
 MODEL_FAILED = error_from(pickle.dumps(RuntimeError("boom")))  # what a worker's unexpected error becomes
 
@@ -86,7 +86,7 @@ class FakeWorkers:
 def app_with(workers: FakeWorkers, **options: Any) -> FastAPI:
     app = FastAPI()
     add_inference_routes(app, workers, limited_models(Limits(max_new_tokens=10)), **options)
-    add_validation_handler(app)
+    add_error_handlers(app)
     return app
 
 
@@ -174,11 +174,11 @@ def test_a_stream_left_before_its_end_flags_the_request_for_the_worker() -> None
 
     async def leave_after_first_piece() -> None:
         workers.script.append([piece("ab"), piece("cd")])
-        pieces = routes.generate_pieces(workers, GenerateRequest(), cancellations=flags)
+        pieces = generations.generate_pieces(workers, GenerateRequest(), cancellations=flags)
         assert (await anext(pieces)).text == "ab"
         await pieces.aclose()  # what Starlette does when the client disconnects
         workers.script.append([piece("ab", "length")])
-        finished = routes.generate_pieces(workers, GenerateRequest(), cancellations=flags)
+        finished = generations.generate_pieces(workers, GenerateRequest(), cancellations=flags)
         assert [p.text async for p in finished] == ["ab"]
 
     asyncio.run(leave_after_first_piece())
