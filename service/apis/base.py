@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import litserve as ls
 
-from service.litserve_ext import worker_process
+from service.litserve_ext import BlockingBatchedLoop, LoopMetrics, worker_process
 from service.runtime import OnnxModel
 from service.settings import Settings
 from service.status import WorkerStatus, report
@@ -43,3 +43,19 @@ class ModelAPI(ls.LitAPI):  # type: ignore[misc]  # litserve ships no type hints
     def prepare(self, model: OnnxModel) -> None:
         """Build the task's model around `model` and warm it up."""
         raise NotImplementedError
+
+
+class BatchedModelAPI(ModelAPI):
+    """/sentiment and /ner: requests batched dynamically by our blocking loop (LitServe's own polls its queue every
+    millisecond, even idle), up to `max_batch_size` requests or `batch_timeout` seconds."""
+
+    def __init__(
+        self, settings: Settings, status: WorkerStatus | None = None, metrics: LoopMetrics | None = None
+    ) -> None:
+        super().__init__(
+            settings,
+            status,
+            max_batch_size=settings.max_batch_size,
+            batch_timeout=settings.batch_timeout,
+            loop=BlockingBatchedLoop(metrics),
+        )

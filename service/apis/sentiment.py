@@ -3,30 +3,16 @@
 # No `from __future__ import annotations`: LitServe reads the request type from the live annotation.
 import pydantic_core
 
-from service.apis.base import ModelAPI
-from service.litserve_ext import BlockingBatchedLoop, LoopMetrics
+from service.apis.base import BatchedModelAPI
 from service.runtime import OnnxModel
 from service.schemas import SentimentRequest
-from service.settings import Settings
-from service.status import WorkerStatus
 from service.tasks import sentiment
 from service.tasks.arrays import FloatArray
 from service.tasks.sentiment import SentimentBatch, SentimentInput, SentimentModel, SentimentOutput
 
 
-class SentimentAPI(ModelAPI):
+class SentimentAPI(BatchedModelAPI):
     task = "sentiment"
-
-    def __init__(
-        self, settings: Settings, status: WorkerStatus | None = None, metrics: LoopMetrics | None = None
-    ) -> None:
-        super().__init__(
-            settings,
-            status,
-            max_batch_size=settings.max_batch_size,
-            batch_timeout=settings.batch_timeout,
-            loop=BlockingBatchedLoop(metrics),
-        )
 
     def prepare(self, model: OnnxModel) -> None:
         self.model = SentimentModel(model)
