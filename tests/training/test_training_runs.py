@@ -53,13 +53,15 @@ def test_charlm_short_run_learns_and_exports(data_dir: Path, tmp_path: Path) -> 
             "--epochs=2",
             "--steps-per-epoch=40",
             "--lr=1e-2",
+            "--weight-drop=0.25",  # the AWD path (functional_call with dropped weights) trains and exports plainly
+            "--average-last=2",
         ]
     )
     manifest = check_artifact(out, "charlm")
     vocab_size = manifest.architecture["vocab"]
     assert manifest.metrics["valid_loss"] < 0.85 * np.log(vocab_size)  # well below a uniform guess
     assert len(manifest.metrics["probe_losses"]) == 4 and all(p["loss"] > 0 for p in manifest.metrics["probe_losses"])
-    assert "--weight-drop=" in manifest.training["command"] and "--max-chars=50000" in manifest.training["command"]
+    assert "--weight-drop=0.25" in manifest.training["command"] and "--max-chars=50000" in manifest.training["command"]
 
 
 def test_sentiment_short_run_learns_and_exports(data_dir: Path, tmp_path: Path) -> None:
