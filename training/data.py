@@ -132,3 +132,23 @@ def sst_sentence_split(
     dedup = {r.text: r for r in valid}  # 371 rows repeat a sentence: count each sentence once
     train = [r for r in rows if r.text not in held_set and f" {r.text} " not in held_text]
     return train, list(dedup.values())
+
+
+@dataclass(frozen=True)
+class SentimentSplits:
+    train: list[LabeledText]  # SST-2 rows, the held-out sentences' phrases removed
+    valid: list[LabeledText]  # held-out full SST-2 sentences
+    imdb_train: list[LabeledText]
+    imdb_valid: list[LabeledText]
+
+
+def sentiment_splits(
+    sst2: Path, imdb: Path | None, max_rows: int | None, valid_fraction: float, imdb_valid_fraction: float, seed: int
+) -> SentimentSplits:
+    """The sentiment training and validation rows: one definition, so that the teacher and the student are
+    validated on the same held-out sentences and reviews and neither trains on the other's validation."""
+    train, valid = sst_sentence_split(read_labeled_tsv(sst2)[:max_rows], valid_fraction, seed)
+    imdb_train, imdb_valid = (
+        split_off(read_labeled_tsv(imdb)[:max_rows], imdb_valid_fraction, seed) if imdb else ([], [])
+    )
+    return SentimentSplits(train, valid, imdb_train, imdb_valid)

@@ -30,7 +30,7 @@ from training.artifacts import training_record
 from training.batching import bucketed
 from training.calibration import ece
 from training.config import RunConfig, knob, parse_config
-from training.data import LabeledText, read_labeled_tsv, split_off, sst_sentence_split
+from training.data import LabeledText, sentiment_splits
 from training.loop import Schedule, fit, plot_history, start_run
 from training.pretrained import model_dir
 
@@ -144,13 +144,11 @@ def main(argv: list[str] | None = None) -> None:
     cfg = parse_config(TeacherConfig, argv)
     start_run(cfg.threads, cfg.seed)
     device = pick_device(cfg.device)
-    rows = read_labeled_tsv(Path(cfg.data))[: cfg.max_rows]
-    train_rows, valid_rows = sst_sentence_split(rows, cfg.valid_fraction, cfg.seed)
-    imdb_train, imdb_valid = (
-        split_off(read_labeled_tsv(Path(cfg.imdb))[: cfg.max_rows], cfg.imdb_valid_fraction, cfg.seed)
-        if cfg.imdb
-        else ([], [])
-    )
+    splits = sentiment_splits(
+        Path(cfg.data), Path(cfg.imdb) if cfg.imdb else None, cfg.max_rows, cfg.valid_fraction,
+        cfg.imdb_valid_fraction, cfg.seed,
+    )  # fmt: skip
+    train_rows, valid_rows, imdb_train, imdb_valid = splits.train, splits.valid, splits.imdb_train, splits.imdb_valid
     tokenizer, model = load_pretrained()
     model.to(device)
     teacher = Teacher(tokenizer, model, device, cfg.max_length, cfg.precision)

@@ -31,7 +31,7 @@ from training.behaviour import previous_report, run_suite
 from training.calibration import calibrate, calibrated_probs, reliability_diagram
 from training.calibration import card_section as calibration_section
 from training.config import RunConfig, knob, parse_config
-from training.data import LabeledText, read_labeled_tsv, split_off, sst_sentence_split
+from training.data import LabeledText, sentiment_splits
 from training.distill import record_transfer, transfer_loss, transfer_rows
 from training.evaluate import artifact_sentiment_probs
 from training.export import Signature
@@ -123,13 +123,11 @@ def main(argv: list[str] | None = None) -> None:
     cfg = parse_config(TrainConfig, argv)
     dist = start_run(cfg.threads, cfg.seed)
 
-    rows = read_labeled_tsv(Path(cfg.data))[: cfg.max_rows]
-    train_rows, valid_rows = sst_sentence_split(rows, cfg.valid_fraction, cfg.seed)
-    imdb_train, imdb_valid = (
-        split_off(read_labeled_tsv(Path(cfg.imdb))[: cfg.max_rows], cfg.imdb_valid_fraction, cfg.seed)
-        if cfg.imdb
-        else ([], [])
-    )
+    splits = sentiment_splits(
+        Path(cfg.data), Path(cfg.imdb) if cfg.imdb else None, cfg.max_rows, cfg.valid_fraction,
+        cfg.imdb_valid_fraction, cfg.seed,
+    )  # fmt: skip
+    train_rows, valid_rows, imdb_train, imdb_valid = splits.train, splits.valid, splits.imdb_train, splits.imdb_valid
     words = [w for r in train_rows for w in SentimentEncoder.words(r.text)]
     imdb_counts = Counter(w for r in imdb_train for w in SentimentEncoder.words(r.text))
     words += [w for w, n in imdb_counts.items() if n >= cfg.imdb_min_count]
