@@ -1,7 +1,8 @@
 """Start a server under test as a child process, time it to a ready /health, measure its processes, stop it.
 
-Three kinds, each a command line: ours (`python -m service.server`), baseline (a) FastAPI + uvicorn + PyTorch
-(`python -m bench.baseline_fastapi`) and baseline (b) LitServe + PyTorch (`python -m bench.baseline_litserve_torch`).
+Four kinds, each a command line: ours (`python -m service.server`), baseline (a) FastAPI + uvicorn + PyTorch
+(`python -m bench.baseline_fastapi`), baseline (b) LitServe + PyTorch (`python -m bench.baseline_litserve_torch`) and
+baseline (c) plain LitServe + onnxruntime (`python -m bench.baseline_litserve_onnx`, /sentiment and /ner only).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ COMMANDS = {
     "ours": [sys.executable, "-m", "service.server"],
     "fastapi-torch": [sys.executable, "-m", "bench.baseline_fastapi"],
     "litserve-torch": [sys.executable, "-m", "bench.baseline_litserve_torch"],
+    "litserve-onnx": [sys.executable, "-m", "bench.baseline_litserve_onnx"],  # (c): bench/tail.py runs it
 }
 
 

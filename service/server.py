@@ -45,6 +45,7 @@ from service.web.page import add_page_route
 from service.web.probes import add_probe_routes
 from service.web.routes import add_error_handlers, add_inference_routes, add_info_route
 from service.web.tgi_api import add_tgi_routes
+from service.web.timeline import TimelineMiddleware, TimelineStore, add_timeline_route
 
 logger = logging.getLogger(__name__)
 
@@ -119,15 +120,19 @@ def build_server(
         "sentiment": settings.workers_sentiment,
         "ner": settings.workers_ner,
     }
+    middlewares: list[tuple[Any, dict[str, Any]]] = [  # the last one is the outermost
+        (GuardMiddleware, guard),
+        (RequestObserver, {"metrics_dir": metrics_dir, "access_log": settings.access_log}),
+    ]
+    timeline = TimelineStore(settings.timeline_samples) if settings.timeline else None
+    if timeline is not None:  # outermost: its first stamp is the earliest the app sees a request
+        middlewares.append((TimelineMiddleware, {"store": timeline}))
     server = Server(
         apis,
         accelerator="cpu",  # "auto" imports torch to look for MPS; onnxruntime picks CUDA itself (runtime.py)
         workers_per_device={ENDPOINTS[task]: count for task, count in counts.items()},
         timeout=settings.request_timeout,
-        middlewares=[  # the last one is the outermost: request ids, metrics and logs see the guard's answers too
-            (GuardMiddleware, guard),
-            (RequestObserver, {"metrics_dir": metrics_dir, "access_log": settings.access_log}),
-        ],
+        middlewares=middlewares,  # request ids, metrics and logs see the guard's answers too
         manager=manager,
     )
     workers = LitServeWorkers(server)
@@ -143,6 +148,8 @@ def build_server(
     add_error_handlers(server.app)
     add_metrics_route(server.app, workers, metrics_dir, lambda: facts)
     add_probe_routes(server)
+    if timeline is not None:
+        add_timeline_route(server.app, timeline)
     add_page_route(server.app)
     describe(server.app)
     add_docs_routes(server.app)

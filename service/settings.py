@@ -72,6 +72,11 @@ class Settings(BaseSettings, Limits):
         default=2, ge=1, description="threads running the length-sorted chunks of one large /sentiment or /ner batch"
     )
 
+    # Off in production: on, every /sentiment and /ner answer carries its worker-side stamps and each HTTP process
+    # keeps the last `timeline_samples` requests' timelines for GET /debug/timeline (bench/tail.py reads them).
+    timeline: bool = Field(default=False, description="per-request timeline of /sentiment and /ner at /debug/timeline")
+    timeline_samples: int = Field(default=4096, ge=1, description="requests each HTTP process keeps for the timeline")
+
     # Dynamic batching of /sentiment and /ner requests.
     max_batch_size: int = Field(
         default=16, ge=2, description="requests merged into one model call (>= 2: batched loop)"

@@ -57,5 +57,5 @@ class BatchedModelAPI(ModelAPI):
             status,
             max_batch_size=settings.max_batch_size,
             batch_timeout=settings.batch_timeout,
-            loop=BlockingBatchedLoop(metrics),
+            loop=BlockingBatchedLoop(metrics, timeline=settings.timeline),
         )

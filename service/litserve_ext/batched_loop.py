@@ -5,6 +5,9 @@ around the clock (idle, each batched worker and the queue's manager process cost
 LitAPI method through `_inject_context` (an `inspect.signature` per call), and fails a whole batch when one
 request's `decode_request` raises. This loop blocks on the queue for the first request, then gathers more until
 `batch_timeout` or `max_batch_size`, taking without waiting whatever is already queued: the same batches.
+
+With `timeline` on, each answer carries the job's stamps (`protocol.Timed`): taken off the queue, batch complete,
+model start and end; off, the loop takes no extra clock readings.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ logger = logging.getLogger(__name__)
 class BlockingBatchedLoop(BatchedLoop):  # type: ignore[misc]  # litserve ships no type hints
     idle_wait = 1.0  # seconds per blocking wait; the loop re-checks for shutdown in between
 
-    def __init__(self, metrics: LoopMetrics | None = None) -> None:
+    def __init__(self, metrics: LoopMetrics | None = None, timeline: bool = False) -> None:
         super().__init__()
-        self.metrics = metrics
+        self.metrics, self.timeline = metrics, timeline
+        self.taken: dict[str, float] = {}  # uid -> when it left the queue (timeline only; emptied by each serve)
 
     def __call__(
         self,
@@ -63,6 +67,8 @@ class BlockingBatchedLoop(BatchedLoop):  # type: ignore[misc]  # litserve ships 
             job = Job.from_item(item)
             if job is None:
                 return None
+            if self.timeline:
+                self.taken[job.uid] = time.monotonic()
             outbox.started(job)
             taken += 1
             if job.expired(lit_api.request_timeout):
@@ -80,6 +86,7 @@ class BlockingBatchedLoop(BatchedLoop):  # type: ignore[misc]  # litserve ships 
 
     def serve(self, lit_api: BatchedAPI, outbox: Outbox, jobs: list[Job]) -> None:
         """decode each request (a failure answers that request only), then batch, predict, unbatch, encode."""
+        formed = time.monotonic() if self.timeline else 0.0
         decoded: list[tuple[Job, Any]] = []
         for job in jobs:
             try:
@@ -87,15 +94,18 @@ class BlockingBatchedLoop(BatchedLoop):  # type: ignore[misc]  # litserve ships 
             except Exception as err:
                 outbox.error(job, err)
         if not decoded:
+            self.taken.clear()
             return
         try:
             batch = lit_api.batch([x for _, x in decoded])
+            model_start = time.monotonic() if self.timeline else 0.0
             started = time.perf_counter()
             try:
                 output = lit_api.predict(batch)
             finally:
                 if self.metrics is not None:
                     self.metrics.batch(len(decoded), time.perf_counter() - started)
+            model_end = time.monotonic() if self.timeline else 0.0
             outputs = lit_api.unbatch(output)
             if len(outputs) != len(decoded):
                 raise RuntimeError(f"unbatch returned {len(outputs)} outputs for {len(decoded)} requests")
@@ -103,6 +113,12 @@ class BlockingBatchedLoop(BatchedLoop):  # type: ignore[misc]  # litserve ships 
         except Exception as err:
             for job, _ in decoded:
                 outbox.error(job, err)
+            self.taken.clear()
             return
         for (job, _), answer in zip(decoded, answers, strict=True):
-            outbox.answer(job, answer)
+            if self.timeline:
+                stamps = (job.queued_at, self.taken.pop(job.uid, formed), formed, model_start, model_end)
+                outbox.answer(job, answer, stamps, len(decoded))
+            else:
+                outbox.answer(job, answer)
+        self.taken.clear()

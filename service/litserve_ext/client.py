@@ -19,6 +19,7 @@ from fastapi import HTTPException
 from litserve.utils import ResponseBufferItem
 
 from service.litserve_ext.protocol import END, ERROR, Job, error_from
+from service.litserve_ext.timeline import unwrap
 
 POLL_SECONDS = 0.5  # how often a waiting request checks that its worker lives and its client is still there
 
@@ -67,7 +68,7 @@ async def answer(server: ls.LitServer, api_path: str, payload: Any, alive: Calla
     data, status = item.response
     if status == ERROR:
         raise error_from(data)
-    return data
+    return unwrap(data)  # a timed answer (RNNSERVE_TIMELINE) files its stamps and gives the answer
 
 
 async def pieces(

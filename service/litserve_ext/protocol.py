@@ -5,7 +5,8 @@ itself (a 4-tuple; its stop sentinel is four Nones). A worker answers through th
 message `(uid, (data, status, response_type, worker_id))`, which LitServe's reader in each HTTP process files
 into its response buffer. `Outbox` is the only writer of those messages; `error_from` is the only reader of error
 data. A non-streaming request gets one message (an answer or an error); a streaming one gets pieces, then either
-the end of the stream or an error.
+the end of the stream or an error. With the request timeline on (`RNNSERVE_TIMELINE`), a batched worker's answer
+travels as a `Timed`: the answer and the worker's stamps; `client.answer` unwraps it, so no route sees it.
 """
 
 from __future__ import annotations
@@ -60,6 +61,26 @@ class Job:
         return timeout not in (-1, False, None) and time.monotonic() - self.queued_at > float(timeout)
 
 
+# The worker-side stamps of a timed answer, in this order: time.monotonic() (CLOCK_MONOTONIC, one clock for every
+# process of the machine) when the job was put on the queue, taken from it, when its batch was complete, the model
+# call's start and end, and when the answer was handed to the pipe; then the number of requests in the batch.
+WORKER_STAMPS = ("queued", "taken", "formed", "model_start", "model_end", "written")
+
+
+@dataclass
+class Timed:
+    """An answer with its worker stamps (`WORKER_STAMPS`, then `batch`). `read_at` is set in the HTTP process when
+    the message is read off the pipe (`transport.PipeTransport.areceive`)."""
+
+    data: Any
+    stamps: tuple[float, ...]
+    batch: int
+    read_at: float = 0.0
+
+    def worker_stamps(self) -> dict[str, float]:
+        return {**dict(zip(WORKER_STAMPS, self.stamps, strict=True)), "read": self.read_at}
+
+
 class Outbox:
     """A worker loop's answers to the HTTP processes: `streaming` for /generate's pieces, else one answer each."""
 
@@ -74,8 +95,11 @@ class Outbox:
         """A worker took the job (LitServe only sends this when it restarts dead workers, which 0.2.19 does not)."""
         self._send(job, (), LitAPIStatus.START)
 
-    def answer(self, job: Job, data: Any) -> None:
-        """The answer to a non-streaming request, or one piece of a stream."""
+    def answer(self, job: Job, data: Any, stamps: tuple[float, ...] | None = None, batch: int = 0) -> None:
+        """The answer to a non-streaming request, or one piece of a stream; with `stamps` (the timeline on: all of
+        `WORKER_STAMPS` but the last, which is taken here), a `Timed` answer."""
+        if stamps is not None:
+            data = Timed(data, (*stamps, time.monotonic()), batch)
         self._send(job, data, OK)
 
     def end(self, job: Job) -> None:

@@ -19,12 +19,15 @@ import logging
 import os
 import pickle
 import struct
+import time
 from contextlib import suppress
 from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnContext
 from typing import Any
 
 from litserve.transport.base import MessageTransport
+
+from service.litserve_ext.protocol import Timed
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +128,12 @@ class PipeTransport(MessageTransport):  # type: ignore[misc]  # litserve ships n
                 data = inbox.next_frame()
             if data is None and inbox.closed:
                 raise asyncio.CancelledError("the answer pipe is closed")  # LitServe's reader stops quietly
-            return None if data is None else pickle.loads(data)
+            if data is None:
+                return None
+            message = pickle.loads(data)
+            if isinstance(message, tuple) and isinstance(message[1][0], Timed):  # the timeline on: stamp the read
+                message[1][0].read_at = time.monotonic()
+            return message
         except Exception:
             logger.exception("reading an answer from the workers failed; reading on")
             await asyncio.sleep(ERROR_PAUSE)  # an error that repeats must not become a busy loop of log lines
