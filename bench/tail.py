@@ -1,0 +1,224 @@
+"""Issue 18: ours against baseline (c), plain LitServe + onnxruntime (`bench.baseline_litserve_onnx`), on /sentiment
+and /ner at 1, 8, 32 and 64 clients, with the tail (p50, p95, p99, p99.9), and where a request's time goes (the
+per-request timeline of ours, `RNNSERVE_TIMELINE=1`, GET /debug/timeline).
+
+One server at a time: the servers not being measured are frozen (SIGSTOP on their whole process tree, SIGCONT
+before their turn), because an idle LitServe worker polls its queue and would take CPU from the one measured.
+Rounds alternate which server goes first. `python -m bench.tail --seconds=2 --rounds=1` runs it alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import statistics
+import time
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench import loadgen, servers
+from bench.payloads import Bodies, bodies
+from bench.scenario import HOST, start_all, stop_all
+from service.web.timeline import STAGES
+
+PEER = "litserve-onnx"
+KINDS = ("ours", PEER)
+CLIENTS = (1, 8, 32, 64)
+PATHS = (("/sentiment", "sentiment"), ("/ner", "ner"))
+TIMELINE_CLIENTS = 32
+TARGET_CLIENTS = (32, 64)
+# The targets of issue 18, on the median of the rounds' ratios.
+RPS_VS_PEER, P99_VS_PEER, P99_VS_P50 = 2.0, 0.7, 2.5
+
+
+def signal_tree(server: servers.Running, sig: signal.Signals) -> None:
+    for pid in server.pids():
+        with contextlib.suppress(OSError):
+            os.kill(pid, sig)
+
+
+async def closed_loop(
+    port: int, path: str, payloads: Sequence[bytes], clients: int, seconds: float, warmup: float
+) -> tuple[list[float], int, float]:
+    """`clients` closed-loop clients (loadgen's connections); latencies of the 200s that started after `warmup` and
+    ended inside the window, the errors, the measured seconds."""
+    latencies: list[float] = []
+    errors = 0
+    start = time.perf_counter()
+    measure_from, end = start + warmup, start + warmup + seconds
+
+    async def client(offset: int) -> None:
+        nonlocal errors
+        conn, i = loadgen.Connection(HOST, port), offset
+        try:
+            while (t0 := time.perf_counter()) < end:
+                try:
+                    status, _ = await conn.post(path, payloads[i % len(payloads)])
+                except (OSError, asyncio.IncompleteReadError, ValueError):
+                    status = 0
+                    conn.close()
+                t1, i = time.perf_counter(), i + clients
+                if t0 >= measure_from and t1 <= end:
+                    if status == 200:
+                        latencies.append(t1 - t0)
+                    else:
+                        errors += 1
+        finally:
+            conn.close()
+
+    await asyncio.gather(*(client(k) for k in range(clients)))
+    return latencies, errors, min(time.perf_counter(), end) - measure_from
+
+
+def point(port: int, path: str, payloads: Sequence[bytes], clients: int, seconds: float) -> dict[str, Any]:
+    latencies, errors, measured = loadgen.run(closed_loop(port, path, payloads, clients, seconds, 0.5))  # type: ignore[misc]
+    ms = np.array(latencies or [float("nan")]) * 1000
+    p50, p95, p99, p999 = (float(x) for x in np.percentile(ms, [50, 95, 99, 99.9]))
+    return {
+        "rps": len(latencies) / measured,
+        "errors": errors,
+        "p50_ms": p50,
+        "p95_ms": p95,
+        "p99_ms": p99,
+        "p999_ms": p999,
+    }
+
+
+def timeline(port: int, path: str, since: float) -> list[dict[str, float]]:
+    """The samples of `path` that began after `since`, from every HTTP process (each call may reach either; new
+    connections until two processes answered, or ten calls)."""
+    found: dict[int, list[dict[str, Any]]] = {}
+    for _ in range(10):
+        with urllib.request.urlopen(f"http://{HOST}:{port}/debug/timeline", timeout=10) as r:
+            body = json.loads(r.read())
+        found[body["pid"]] = [s for s in body["samples"] if s["path"] == path and s["http_in"] >= since]
+        if len(found) >= 2:
+            break
+    return [s for samples in found.values() for s in samples]
+
+
+def stage_table(samples: list[dict[str, float]]) -> dict[str, Any]:
+    """Per stage: p50, p99, mean ms; and the mean of each stage over the slowest 1 % of requests (what the tail is
+    made of)."""
+    total = np.array([s["http_out"] - s["http_in"] for s in samples]) * 1000
+    slow = total >= np.percentile(total, 99)
+    out: dict[str, Any] = {"samples": len(samples), "stages": {}}
+    for name, a, b in (*STAGES, ("total", "http_in", "http_out")):
+        ms = np.array([s[b] - s[a] for s in samples]) * 1000
+        p50, p99 = np.percentile(ms, [50, 99])
+        out["stages"][name] = {
+            "p50": float(p50),
+            "p99": float(p99),
+            "mean": float(ms.mean()),
+            "slow_mean": float(ms[slow].mean()),
+        }
+    batch = np.array([s["batch"] for s in samples])
+    out["batch"] = {"mean": float(batch.mean()), "p50": float(np.median(batch)), "max": float(batch.max())}
+    return out
+
+
+def measure(
+    env: dict[str, str], b: Bodies, seconds: float, rounds: int, logdir: Path, log: Any = print
+) -> dict[str, Any]:
+    """Ours and (c) at every client count, `rounds` times, one server at a time; then ours' timeline at 32 clients
+    (a server of its own with RNNSERVE_TIMELINE=1, the only one running)."""
+    running = start_all([(kind, env) for kind in KINDS], logdir)
+    for server in running:
+        signal_tree(server, signal.SIGSTOP)
+    points: dict[str, dict[str, list[dict[str, Any]]]] = {k: {} for k in KINDS}
+    try:
+        for round_ in range(rounds):
+            order = running if round_ % 2 == 0 else running[::-1]
+            for path, attr in PATHS:
+                for clients in CLIENTS:
+                    for server in order:
+                        signal_tree(server, signal.SIGCONT)
+                        p = point(server.port, path, getattr(b, attr), clients, seconds)
+                        signal_tree(server, signal.SIGSTOP)
+                        points[server.kind].setdefault(f"{path} x{clients}", []).append(p)
+                        log(
+                            f"    {server.kind} {path} x{clients}: {p['rps']:.0f} req/s "
+                            f"p50 {p['p50_ms']:.1f} p99 {p['p99_ms']:.1f} ms"
+                        )
+            log(f"  tail round {round_ + 1} done")
+        result: dict[str, Any] = {"rounds": rounds, "seconds": seconds, "clients": list(CLIENTS), "points": points}
+        timed = servers.start("ours", {**env, "RNNSERVE_TIMELINE": "1"}, logdir)
+        try:
+            result["timeline"] = {}
+            for path, attr in PATHS:
+                since = time.monotonic() + 0.5  # after the load's warm-up
+                point(timed.port, path, getattr(b, attr), TIMELINE_CLIENTS, seconds)
+                result["timeline"][path] = stage_table(timeline(timed.port, path, since))
+        finally:
+            servers.stop(timed)
+        result["targets"] = targets(points)
+        for line in result["targets"]:
+            log(
+                f"  {line['target']}: {line['median']:.2f} "
+                f"({', '.join(f'{x:.2f}' for x in line['rounds'])}) {line['verdict']}"
+            )
+        return result
+    finally:
+        for server in running:
+            signal_tree(server, signal.SIGCONT)
+        stop_all(running)
+
+
+def targets(points: dict[str, dict[str, list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+    out = []
+    for path, _ in PATHS:
+        for clients in TARGET_CLIENTS:
+            key = f"{path} x{clients}"
+            ours, peer = points["ours"][key], points[PEER][key]
+            checks = (
+                (
+                    f"{key}: req/s >= {RPS_VS_PEER:g}x (c)",
+                    [o["rps"] / p["rps"] for o, p in zip(ours, peer, strict=True)],
+                    RPS_VS_PEER,
+                    True,
+                ),
+                (
+                    f"{key}: p99 <= {P99_VS_PEER:g}x (c)",
+                    [o["p99_ms"] / p["p99_ms"] for o, p in zip(ours, peer, strict=True)],
+                    P99_VS_PEER,
+                    False,
+                ),
+                (
+                    f"{key}: p99 <= {P99_VS_P50:g}x p50 (ours)",
+                    [o["p99_ms"] / o["p50_ms"] for o in ours],
+                    P99_VS_P50,
+                    False,
+                ),
+            )
+            for name, ratios, bound, higher in checks:
+                median = statistics.median(ratios)
+                ok = median >= bound if higher else median <= bound
+                out.append({"target": name, "rounds": ratios, "median": median, "verdict": "holds" if ok else "misses"})
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    parser.add_argument("--logs", type=Path, default=Path("/tmp/rnnserve-bench-logs"))
+    args = parser.parse_args(argv)
+    result = measure({}, bodies(), args.seconds, args.rounds, args.logs)
+    from bench.tail_report import section
+
+    print(section(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
