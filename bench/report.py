@@ -7,6 +7,8 @@ import statistics
 from collections.abc import Callable
 from typing import Any
 
+from bench import tail_report  # issue 18
+
 NAMES = {
     "ours": "ours (LitServe + ORT)",
     "fastapi-torch": "(a) FastAPI + torch",
@@ -592,6 +594,8 @@ def render(r: dict[str, Any]) -> str:
         "\nServed throughput as a share of that ceiling:\n",
         served_share(r),
     ]
+    if r.get("tail"):  # --- issue 18: baseline (c), the tail and the timeline (bench/tail_report.py) ---
+        parts.append(tail_report.section(r["tail"]))
     for name in r["servers"]:
         s = r["servers"][name]
         mem = s["memory_loaded"]

@@ -21,7 +21,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from bench import model_only, report
+from bench import model_only, report, tail  # tail: issue 18, baseline (c) and the tail
 from bench.loadgen import process_cpu_each
 from bench.payloads import bodies
 from bench.scenario import Plan, head_to_head, run_server, sweep
@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sweep-seconds", type=float, default=1.5, help="measured seconds per sweep point")
     parser.add_argument("--sweep-rounds", type=int, default=2, help="rounds of the sweep's points")
     parser.add_argument("--rounds", type=int, default=5, help="head-to-head rounds of ours, (a) and (b); 0: none")
+    parser.add_argument("--tail-rounds", type=int, default=2, help="issue 18: rounds of ours vs (c); 0: none")
     parser.add_argument("--no-sweep", dest="sweep", action="store_false")
     parser.add_argument("--servers", default="ours,fastapi-torch,litserve-torch")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md")
@@ -183,6 +184,13 @@ def main(argv: list[str] | None = None) -> None:
             say("head to head ...")
             results["head_to_head"] = head_to_head(kinds, env, b, args.rounds, args.seconds, args.logs, say)
         phase("head to head")
+
+        # --- issue 18 (bench/tail.py): ours vs baseline (c), one server at a time, tails and the timeline ---
+        if args.tail_rounds:
+            say("tail: ours and (c) plain LitServe + onnxruntime, one at a time ...")
+            results["tail"] = tail.measure(env, b, args.seconds, args.tail_rounds, args.logs, say)
+        phase("tail vs (c)")
+        # --- end issue 18 ---
 
         results["sweep"] = []
         if args.sweep:
