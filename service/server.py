@@ -27,6 +27,7 @@ from service.apis.base import LOG_FORMAT
 from service.apis.generate import GenerateAPI
 from service.apis.ner import NerAPI
 from service.apis.sentiment import SentimentAPI
+from service.gc_policy import quiet_gc
 from service.litserve_ext import WORKER_DIED, Server, forked_http_process, start_manager, stop_children
 from service.litserve_ext.client import LitServeWorkers
 from service.runtime import ArtifactError, verify_files
@@ -161,6 +162,8 @@ def main(classes: APIClasses = APIClasses()) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # shut down like Ctrl+C: workers are stopped too
     os.register_at_fork(after_in_child=forked_http_process)
+    if settings.gc_quiet:  # the HTTP processes are forked with the app built: freeze it in each
+        os.register_at_fork(after_in_child=quiet_gc)
     manager = start_manager()
     try:
         try:

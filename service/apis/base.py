@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 import litserve as ls
 
+from service.gc_policy import quiet_gc
 from service.litserve_ext import BlockingBatchedLoop, LoopMetrics, worker_process
 from service.runtime import OnnxModel
 from service.settings import Settings
@@ -32,6 +33,8 @@ class ModelAPI(ls.LitAPI):  # type: ignore[misc]  # litserve ships no type hints
         self.prepare(model)
         self.model_id = model.manifest.model_id
         report(self.status, model)
+        if self.settings.gc_quiet:  # last: the model and its warm-up garbage are in place
+            quiet_gc()
 
     def load_model(self) -> OnnxModel:
         """The task's checked artifact in an onnxruntime session (bench baseline (b) loads PyTorch here instead)."""

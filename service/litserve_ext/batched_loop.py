@@ -85,7 +85,8 @@ class BlockingBatchedLoop(BatchedLoop):  # type: ignore[misc]  # litserve ships 
         return jobs
 
     def serve(self, lit_api: BatchedAPI, outbox: Outbox, jobs: list[Job]) -> None:
-        """decode each request (a failure answers that request only), then batch, predict, unbatch, encode."""
+        """decode each request (a failure answers that request only), then batch, predict, unbatch (a failure there
+        answers the whole batch), then encode and send each answer (a failure answers that request only)."""
         formed = time.monotonic() if self.timeline else 0.0
         decoded: list[tuple[Job, Any]] = []
         for job in jobs:
@@ -109,13 +110,20 @@ class BlockingBatchedLoop(BatchedLoop):  # type: ignore[misc]  # litserve ships 
             outputs = lit_api.unbatch(output)
             if len(outputs) != len(decoded):
                 raise RuntimeError(f"unbatch returned {len(outputs)} outputs for {len(decoded)} requests")
-            answers = [lit_api.encode_response(y) for y in outputs]
         except Exception as err:
             for job, _ in decoded:
                 outbox.error(job, err)
             self.taken.clear()
             return
-        for (job, _), answer in zip(decoded, answers, strict=True):
+        # Each answer leaves as soon as it is encoded: the first of a batch no longer waits for the others' encoding
+        # (a 16-request /ner batch: ~6 ms of it, the timeline's encode_and_pipe_write), and a request whose answer
+        # fails to encode fails alone.
+        for (job, _), y in zip(decoded, outputs, strict=True):
+            try:
+                answer = lit_api.encode_response(y)
+            except Exception as err:
+                outbox.error(job, err)
+                continue
             if self.timeline:
                 stamps = (job.queued_at, self.taken.pop(job.uid, formed), formed, model_start, model_end)
                 outbox.answer(job, answer, stamps, len(decoded))

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import HTTPException
 
 from service.litserve_ext import BlockingBatchedLoop
-from service.litserve_ext.protocol import ERROR, OK, STOP, Job, Outbox
+from service.litserve_ext.protocol import ERROR, OK, STOP, WORKER_STAMPS, Job, Outbox, Timed
 
 
 class FakeAPI:
@@ -132,3 +132,30 @@ def test_a_request_that_fails_to_decode_fails_alone_and_a_failed_predict_fails_i
     for uid in ("d", "e"):
         data, status = transport.sent[uid]
         assert status == ERROR and isinstance(pickle.loads(data), RuntimeError)
+
+
+class PickyEncoder(DoublingAPI):
+    def encode_response(self, output: int) -> dict[str, int]:
+        if output == 4:
+            raise ValueError("cannot encode 4")
+        return {"value": output}
+
+
+def test_an_answer_that_fails_to_encode_fails_alone_and_answers_leave_in_order() -> None:
+    transport, loop = Collected(), BlockingBatchedLoop()
+    outbox = Outbox(loop, transport, streaming=False)  # type: ignore[arg-type]
+    loop.serve(PickyEncoder(), outbox, [Job.new(0, uid, body) for uid, body in (("a", "1"), ("b", "2"), ("c", "3"))])
+    assert list(transport.sent) == ["a", "b", "c"]  # first in, first out
+    assert transport.sent["a"] == ({"value": 2}, OK) and transport.sent["c"] == ({"value": 6}, OK)
+    data, status = transport.sent["b"]
+    assert status == ERROR and isinstance(pickle.loads(data), ValueError)
+
+
+def test_with_the_timeline_each_answer_carries_ordered_stamps() -> None:
+    transport, loop = Collected(), BlockingBatchedLoop(timeline=True)
+    outbox = Outbox(loop, transport, streaming=False)  # type: ignore[arg-type]
+    loop.serve(DoublingAPI(), outbox, [Job.new(0, uid, body) for uid, body in (("a", "1"), ("b", "2"))])
+    for uid, value in (("a", 2), ("b", 4)):
+        timed, status = transport.sent[uid]
+        assert status == OK and isinstance(timed, Timed) and timed.data == {"value": value} and timed.batch == 2
+        assert list(timed.stamps) == sorted(timed.stamps) and len(timed.stamps) == len(WORKER_STAMPS)
