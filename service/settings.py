@@ -73,7 +73,7 @@ class Settings(BaseSettings, Limits):
     )
 
     # service/gc_policy.py: frozen start-up objects and rarer young collections in the workers and HTTP processes.
-    gc_quiet: bool = Field(default=False, description="gc.freeze() after start-up and a young threshold of 10,000")
+    gc_quiet: bool = Field(default=True, description="gc.freeze() after start-up and a young threshold of 10,000")
 
     # Off in production: on, every /sentiment and /ner answer carries its worker-side stamps and each HTTP process
     # keeps the last `timeline_samples` requests' timelines for GET /debug/timeline (bench/tail.py reads them).
