@@ -20,6 +20,18 @@ worker (`taken` off the queue, `formed` when its batch is complete, the model ca
 the pipe). The last column is each stage's mean over the slowest 1 % of the requests: the stages where it is far
 above the mean are where the tail comes from. Baseline (c) is `bench/baseline_litserve_onnx.py`: LitServe 0.2.19's
 own queues, batched loop and HTTP processes, onnxruntime's defaults, `max_batch_size=16`, `batch_timeout=0.005`.
+
+What the timeline showed (issue 18, 2 cores shared with a training run that could not be paused, so the absolute
+figures are low and noisy; ratios are within one window): at 32 clients the slowest 1 % of /sentiment requests
+spent most of their time in `queue_wait` and `reader_to_route` (the worker and the HTTP processes not running, not
+the model), and /ner's batches were full (16) with `encode_and_pipe_write` at 6 ms p50: every answer of a batch
+waited until all 16 were encoded. Changes, each measured with the others frozen (`bench/tail.py`'s method):
+- answers leave the worker one by one as each is encoded (`BlockingBatchedLoop.serve`);
+- `RNNSERVE_GC_QUIET` (default on, `service/gc_policy.py`): `gc.freeze()` after start-up and a young-collection
+  threshold of 10,000 in the workers and the HTTP processes. Same window, 4 rounds of 2 s, medians, off -> on:
+  /sentiment x32 p99 222 -> 108 ms (p99/p50 3.8 -> 2.0), x64 359 -> 204 ms; /ner x32 207 -> 144 ms, x64 267 -> 205
+  ms; requests/s 513 -> 611, 533 -> 703, 388 -> 416, 323 -> 421.
+- Tried and not adopted (no gain that outlasted the noise): `RNNSERVE_API_SERVERS=1`, `RNNSERVE_MAX_BATCH_SIZE=32`.
 """
 
 
