@@ -9,6 +9,7 @@ left out.
 
 from __future__ import annotations
 
+import math
 import operator
 import statistics
 from collections.abc import Callable
@@ -153,7 +154,12 @@ def _median(r: Results, f: Figure, versus: Figure | None = None) -> float:
         rounds = r.head_to_head.points.get(f.duel or "", {}).get(f.server, []) if r.head_to_head else []
         return statistics.median(rounds) if rounds else f.get(r.servers[f.server])
     duel = _duel(r, f, versus)
-    return statistics.median(duel) if duel else f.get(r.servers[f.server]) / versus.get(r.servers[versus.server])
+    return statistics.median(duel) if duel else _div(f.get(r.servers[f.server]), versus.get(r.servers[versus.server]))
+
+
+def _div(a: float, b: float) -> float:
+    """a / b; a figure over a zero (nothing measured in the window: a stalled server) is infinitely larger."""
+    return a / b if b else (math.inf if a > 0 else math.nan)
 
 
 def _duel(r: Results, f: Figure, versus: Figure) -> list[float]:
@@ -174,9 +180,9 @@ def evaluate(r: Results, targets: tuple[Target, ...] = TARGETS) -> list[Verdict]
         else:
             theirs = v.get(r.servers[v.server])
             digits = 1 if f.latency else 0
-            once = f"{mine:.{digits}f} vs {theirs:.{digits}f}{f.unit} = {mine / theirs:.2f}×"
+            once = f"{mine:.{digits}f} vs {theirs:.{digits}f}{f.unit} = {_div(mine, theirs):.2f}×"
             duel = _duel(r, f, v)
-            value = statistics.median(duel) if duel else mine / theirs
+            value = statistics.median(duel) if duel else _div(mine, theirs)
             measured = (
                 f"head to head, median of {len(duel)} rounds {value:.2f}× ({listed(duel)}); table: {once}"
                 if duel
@@ -216,6 +222,8 @@ def batch_ceiling(r: Results) -> str:
     if padding is None or padding.encode_ms is None or OURS not in r.servers or target.versus is None:
         return ""
     single = _median(r, target.versus)
+    if not single > 0:
+        return ""
     from_rounds = bool(r.head_to_head and r.head_to_head.points.get(target.versus.duel or "", {}).get(OURS))
     x, n, cores = target.threshold, padding.sentences, r.machine.cores
     budget = cores * 1000 * n / (x * single)  # CPU ms per n-text request at x times the single-text rate

@@ -547,3 +547,22 @@ def test_stop_timer_sees_a_clean_stop_a_failed_one_and_a_drain(tmp_path: Path) -
     assert idle["exit_code"] == 0 and killed["exit_code"] == 1  # an orchestrator must see the failure
     assert float(idle["seconds"]) > 0 and float(killed["seconds"]) > 0
     assert drain["exit_code"] == 0 and float(drain["refused_s"]) < float(drain["stream_ended_s"])
+
+
+def test_a_target_against_a_server_that_measured_nothing_still_renders() -> None:
+    """(a) streaming 0 chars/s in a short window: the ratio is infinite, the target holds, the report renders."""
+    from bench import targets
+
+    results = _fake_results()
+    stalled = replace(results.servers["fastapi-torch"], streams=[_stream(1, 0.0), _stream(16, 0.0)])
+    results = replace(results, servers={**results.servers, "fastapi-torch": stalled})
+    verdict = next(
+        v
+        for v in targets.evaluate(results)
+        if v.target.versus and v.target.versus.server == "fastapi-torch" and "streams" in v.target.figure.what
+    )
+    assert verdict.holds and verdict.value == float("inf")
+    assert (
+        "| /generate 16 streams: chars/s | (a) FastAPI + torch | >= 10× | 32000 vs 0 = inf× | **holds** |"
+        in targets.render(results)
+    )
