@@ -36,6 +36,7 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 from bench.model_only import SERVING_CHUNKS as CHUNKS
 from bench.model_only import ner_batch, sentiment_batch, time_call
 from bench.payloads import DATA, bodies, conll_sentences, sst2_sentences
+from bench.results import RequestPoint
 from bench.scenario import Load, alternate, start_all, stop_all
 from rnntext.encoders import NerEncoder, SentimentEncoder
 from rnntext.manifest import file_sha256
@@ -181,8 +182,8 @@ def served(artifacts: Path, workdir: Path, rounds: int, seconds: float) -> dict[
         stop_all(running)
     rows = {}
     for label, by_load in zip(("float32", "int8"), measured, strict=True):
-        single = [p["rps"] for p in by_load["single-text x32"]]
-        batched = [p["rps"] * payloads.batch_texts for p in by_load["64-text x8"]]
+        single = [p.rps for p in by_load["single-text x32"] if isinstance(p, RequestPoint)]
+        batched = [p.rps * payloads.batch_texts for p in by_load["64-text x8"] if isinstance(p, RequestPoint)]
         ratios = [b / s for b, s in zip(batched, single, strict=True)]
         rows[label] = {"single": single, "batched": batched, "ratios": ratios, "ratio": statistics.median(ratios)}
     return {"rounds": rounds, "seconds": seconds, "rows": rows}

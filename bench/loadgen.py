@@ -5,19 +5,20 @@ writes pre-encoded request bytes and parses only the status line, the headers an
 (Content-Length or chunked). Its own CPU time is measured for every point and reported next to the figures.
 
 Bounded in time (`duration`) and in requests (`max_requests`); loopback only (the host must be 127.0.0.1 or ::1).
-Requests that start during the first `warmup` seconds are sent but not recorded.
+Requests that start during the first `warmup` seconds are sent but not recorded. CPU accounting: bench/cpu.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import asdict, dataclass, field
 
 import numpy as np
+
+from bench.cpu import CpuClock
+from bench.results import RequestPoint, StreamPoint
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
@@ -110,84 +111,6 @@ def sse_texts(buffer: bytes) -> tuple[list[str], bool, bytes]:
     return texts, failed, rest
 
 
-@dataclass
-class CpuClock:
-    """CPU seconds of this process and of other processes (from /proc), over one measurement."""
-
-    pids: Sequence[int] = ()
-    start_wall: float = field(default_factory=time.perf_counter)
-    start_self: float = 0.0
-    start_each: dict[int, float] = field(default_factory=dict)
-    start_machine: float = 0.0
-
-    def __post_init__(self) -> None:
-        self.start_self, self.start_each = _self_cpu(), process_cpu_each(self.pids)
-        self.start_machine = machine_cpu()
-
-    def reset(self) -> None:
-        self.__post_init__()
-        self.start_wall = time.perf_counter()
-
-    def shares(self) -> tuple[float, float, float]:
-        """Cores used since the start by this process, by the other processes together, by the busiest of them."""
-        wall = max(time.perf_counter() - self.start_wall, 1e-9)
-        now = process_cpu_each(self.pids)
-        each = [(now[p] - self.start_each.get(p, 0.0)) / wall for p in now]
-        return (_self_cpu() - self.start_self) / wall, sum(each), max(each, default=0.0)
-
-    def machine_cores(self) -> float:
-        """Cores busy on the whole machine since the start (everything: this process, servers, anything else)."""
-        return (machine_cpu() - self.start_machine) / max(time.perf_counter() - self.start_wall, 1e-9)
-
-
-def _self_cpu() -> float:
-    t = os.times()
-    return t.user + t.system
-
-
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def machine_cpu() -> float:
-    """CPU seconds the whole machine has been busy (all cores, /proc/stat: everything but idle and iowait)."""
-    with open("/proc/stat") as f:
-        values = [int(v) for v in f.readline().split()[1:]]
-    return (sum(values[:8]) - values[3] - values[4]) / _TICK
-
-
-def process_cpu_each(pids: Sequence[int]) -> dict[int, float]:
-    """CPU seconds (user + system) of each process still alive."""
-    out = {}
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        out[pid] = (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
-    return out
-
-
-@dataclass
-class RequestPoint:
-    path: str
-    clients: int
-    requests: int
-    errors: int
-    seconds: float
-    rps: float
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
-    loadgen_cores: float  # CPU cores the load generator itself used (1.0 = one full core)
-    server_cores: float  # CPU cores the serving processes used
-    busiest_cores: float  # CPU cores of the busiest serving process (near 1.0: that process is the bottleneck)
-    other_cores: float  # CPU cores used by anything else on the machine (should be near 0)
-
-    def as_dict(self) -> dict[str, float | int | str]:
-        return asdict(self)
-
-
 def _percentiles(latencies: list[float]) -> tuple[float, float, float]:
     if not latencies:
         return (float("nan"),) * 3
@@ -250,26 +173,6 @@ async def request_load(
     p50, p95, p99 = _percentiles(latencies)
     n, rps = len(latencies) + errors, len(latencies) / seconds
     return RequestPoint(path, clients, n, errors, seconds, rps, p50, p95, p99, loadgen, server, busiest, other)
-
-
-@dataclass
-class StreamPoint:
-    streams: int
-    completed: int  # generations that started and finished inside the window
-    errors: int
-    seconds: float
-    chars: int
-    chars_per_s: float  # all streams together
-    per_stream_chars_per_s: float
-    first_char_p50_ms: float
-    first_char_p95_ms: float
-    loadgen_cores: float
-    server_cores: float
-    busiest_cores: float
-    other_cores: float
-
-    def as_dict(self) -> dict[str, float | int]:
-        return asdict(self)
 
 
 async def stream_load(

@@ -21,6 +21,7 @@ import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
 
+from bench.results import ChunkRow, ModelRow, OpProfile, OpShare, PaddingRow
 from rnntext.artifact import Encoder
 from rnntext.encoders import NerEncoder, SentimentEncoder, pad
 from service.runtime import OnnxModel, session_options, verify_files
@@ -30,7 +31,10 @@ from service.tasks.sentiment import SentimentModel
 SERVING_CHUNKS = {"sentiment": SentimentModel.chunk, "ner": NerModel.chunk}  # sentences per call of a large batch
 
 
-def matmul_gflops(n: int = 2048, seconds: float = 1.0) -> float:
+MATMUL_N = 2048  # the ceiling's matmul: n x n float32
+
+
+def matmul_gflops(n: int = MATMUL_N, seconds: float = 1.0) -> float:
     """Best float32 n x n matmul rate with numpy's BLAS on all cores (GFLOP/s)."""
     a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
     b = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
@@ -106,15 +110,6 @@ def time_call(fn: Callable[[], object], seconds: float = 0.6) -> float:
     return float(np.median(times))
 
 
-@dataclass
-class ModelRow:
-    task: str
-    batch: int
-    ort_ms: dict[int, float]  # threads -> median ms per call
-    torch_ms: dict[int, float]
-    flops_per_item: float
-
-
 def feeds_for(task: str, directory: Path, texts: list[str], batch: int) -> dict[str, Any]:
     manifest, encoder = verify_files(directory)
     if task == "charlm":
@@ -170,7 +165,7 @@ def _rotating(session: Any, windows: list[dict[str, Any]]) -> Callable[[], objec
     return call
 
 
-def padding_study(artifacts: Path, texts: dict[str, list[str]], n: int = 64, chunk: int = 8) -> list[dict[str, Any]]:
+def padding_study(artifacts: Path, texts: dict[str, list[str]], n: int = 64, chunk: int = 8) -> list[PaddingRow]:
     """`n` real sentences through onnxruntime (1 thread) three ways: one call padded to the longest, `n` calls of
     one sentence, and sorted by length in calls of `chunk`. Padding costs what the padded steps would cost. Also
     the time to turn the `n` texts into padded ids (tokenizer and vocabulary, in Python)."""
@@ -187,18 +182,17 @@ def padding_study(artifacts: Path, texts: dict[str, list[str]], n: int = 64, chu
             return lambda: [session.run(None, f) for f in feeds]
 
         rows.append(
-            {
-                "task": task,
-                "sentences": n,
-                "chunk": chunk,
-                "mean_length": float(np.mean(lengths)),
-                "max_length": int(max(lengths)),
-                "padded_ms": 1000 * time_call(calls(padded)),
-                "singles_ms": 1000 * time_call(calls(singles)),
-                "sorted_chunks_ms": 1000 * time_call(calls(chunks)),
-                # texts -> padded ids, as a worker prepares a batch
-                "encode_ms": 1000 * time_call(functools.partial(encode_texts, model.encoder, sample)),
-            }
+            PaddingRow(
+                task,
+                sentences=len(sample),
+                chunk=chunk,
+                mean_length=float(np.mean(lengths)),
+                max_length=int(max(lengths)),
+                padded_ms=1000 * time_call(calls(padded)),
+                singles_ms=1000 * time_call(calls(singles)),
+                sorted_chunks_ms=1000 * time_call(calls(chunks)),
+                encode_ms=1000 * time_call(functools.partial(encode_texts, model.encoder, sample)),
+            )
         )
     return rows
 
@@ -210,7 +204,7 @@ def sorted_chunks(task: str, directory: Path, sample: list[str], chunk: int) -> 
     return lengths, [feeds_for(task, directory, ordered[i : i + chunk], chunk) for i in range(0, len(sample), chunk)]
 
 
-def op_profile(artifacts: Path, texts: dict[str, list[str]], n: int = 64, top: int = 5) -> list[dict[str, Any]]:
+def op_profile(artifacts: Path, texts: dict[str, list[str]], n: int = 64, top: int = 5) -> list[OpProfile]:
     """Where a serving call's time goes, by operator: onnxruntime's profiler (1 thread) over `n` real sentences in
     length-sorted calls of the service's chunk size, as a worker runs them. Profiling adds some time to every node;
     shares are what to read."""
@@ -236,14 +230,7 @@ def op_profile(artifacts: Path, texts: dict[str, list[str]], n: int = 64, top: i
         calls = 5 * len(chunks)
         total = sum(by_op.values())
         ranked = sorted(by_op.items(), key=lambda kv: -kv[1])[:top]
-        rows.append(
-            {
-                "task": task,
-                "chunk": chunk,
-                "us_per_call": total / calls,
-                "ops": [{"op": op, "us_per_call": us / calls, "share": us / total} for op, us in ranked],
-            }
-        )
+        rows.append(OpProfile(task, chunk, total / calls, [OpShare(op, us / calls, us / total) for op, us in ranked]))
     return rows
 
 
@@ -254,7 +241,7 @@ def chunk_study(
     chunks: tuple[int, ...] = (4, 8, 16),
     rounds: int = 25,
     chunk_threads: int = 2,
-) -> list[dict[str, Any]]:
+) -> list[ChunkRow]:
     """The serving call of a large batch (`OnnxModel.output_by_length`: length-sorted chunks on `chunk_threads`
     threads, one intra-op thread each) for several chunk sizes. The sizes alternate within each round, so that the
     machine's slow seconds hit all of them alike; median ms per call."""
@@ -272,5 +259,7 @@ def chunk_study(
                     t0 = time.perf_counter()
                     model.output_by_length(name, feeds, c)
                     times[c].append(time.perf_counter() - t0)
-            rows.append({"task": task, "sentences": n, "ms": {c: 1000 * float(np.median(v)) for c, v in times.items()}})
+            rows.append(
+                ChunkRow(task, n, {c: 1000 * float(np.median(v)) for c, v in times.items()}, rounds, chunk_threads)
+            )
     return rows

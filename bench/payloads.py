@@ -12,6 +12,8 @@ from pathlib import Path
 from service.settings import DEFAULT_ARTIFACTS
 
 DATA = DEFAULT_ARTIFACTS.parent.parent / "shared" / "data"
+TEMPERATURE = 0.8  # of every /generate body
+FIRST_CHAR_TOKENS = 8  # max_new_tokens of the first-character streams: short, so most of the time is the first one
 
 
 def sst2_sentences(data: Path = DATA, n: int = 2000, seed: int = 0) -> list[str]:
@@ -63,7 +65,7 @@ def bodies(data: Path = DATA, batch_texts: int = 64, new_tokens: int = 200) -> B
         return json.dumps(obj).encode()
 
     def gen(prompt: str, i: int, n: int) -> bytes:
-        return enc({"prompt": prompt, "max_new_tokens": n, "temperature": 0.8, "seed": i, "stream": True})
+        return enc({"prompt": prompt, "max_new_tokens": n, "temperature": TEMPERATURE, "seed": i, "stream": True})
 
     return Bodies(
         sentiment=[enc({"text": s}) for s in sst],
@@ -72,7 +74,7 @@ def bodies(data: Path = DATA, batch_texts: int = 64, new_tokens: int = 200) -> B
             enc({"texts": sst[i : i + batch_texts]}) for i in range(0, len(sst) - batch_texts, batch_texts)
         ],
         generate=[gen(p, i, new_tokens) for i, p in enumerate(prompts)],
-        first_char=[gen(p, i, 8) for i, p in enumerate(prompts)],
+        first_char=[gen(p, i, FIRST_CHAR_TOKENS) for i, p in enumerate(prompts)],
         sentiment_texts=sst,
         ner_texts=conll,
         batch_texts=batch_texts,

@@ -1,5 +1,6 @@
-"""`make bench`: measure ours against the two PyTorch baselines, in process and over HTTP, sweep the server
-settings, and regenerate docs/benchmarks.md (and bench/results.json) from the numbers.
+"""`make bench`: measure ours against the two PyTorch baselines, in process and over HTTP, and against plain LitServe
++ onnxruntime with the tail (bench/tail.py), sweep the server settings, and regenerate docs/benchmarks.md (and
+bench/results.json) from the numbers.
 
     python -m bench.run                      # the full run, under 10 minutes on 2 cores
     python -m bench.run --seconds=1 --no-sweep --out=bench/quick.md   # a quick look
@@ -16,15 +17,15 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
 
-from bench import model_only, report, tail  # tail: issue 18, baseline (c) and the tail
-from bench.loadgen import process_cpu_each
-from bench.payloads import bodies
-from bench.scenario import Plan, head_to_head, run_server, sweep
+from bench import model_only, report, tail
+from bench.cpu import process_cpu_each
+from bench.kinds import KINDS, OURS
+from bench.payloads import FIRST_CHAR_TOKENS, TEMPERATURE, bodies
+from bench.results import BodyCounts, HeadToHead, Interference, Machine, Plan, Results, ServerResult, SweepRow
+from bench.scenario import head_to_head, run_server, sweep
 from bench.servers import descendants
 from service.settings import DEFAULT_ARTIFACTS
 
@@ -42,7 +43,7 @@ SWEEP: list[dict[str, str]] = [
 ]
 
 
-def machine() -> dict[str, Any]:
+def machine() -> Machine:
     cpu = next(
         (
             line.split(":", 1)[1].strip()
@@ -60,17 +61,28 @@ def machine() -> dict[str, Any]:
         ).stdout
     except OSError:
         commit = "?"
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "isa": isa,
-        "memory_gb": round(mem_kb / 1024**2, 1),
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "packages": {p: version(p) for p in ("onnxruntime", "torch", "litserve", "fastapi", "uvicorn", "numpy")},
-        "commit": commit.strip(),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-    }
+    return Machine(
+        cpu=cpu,
+        cores=os.cpu_count() or 1,
+        isa=isa,
+        memory_gb=round(mem_kb / 1024**2, 1),
+        os=platform.platform(),
+        python=platform.python_version(),
+        packages={p: _version(p) for p in PACKAGES},
+        commit=commit.strip(),
+        date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    )
+
+
+# The packages the report names. onnxruntime-gpu installs the module `onnxruntime` under its own distribution name.
+PACKAGES = ("onnxruntime", "onnxruntime-gpu", "torch", "litserve", "fastapi", "uvicorn", "numpy")
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "-"
 
 
 def busy_processes(seconds: float = 1.0) -> list[str]:
@@ -92,11 +104,11 @@ def busy_processes(seconds: float = 1.0) -> list[str]:
     return busy
 
 
-class Interference:
+class Sampler:
     """Samples, every `period` seconds, the CPU of processes that are not this benchmark (nor its servers)."""
 
     def __init__(self, period: float = 2.0) -> None:
-        self.period, self.samples = period, []  # type: ignore[var-annotated]
+        self.period, self.samples = period, list[float]()
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -113,7 +125,7 @@ class Interference:
             self.samples.append(used / (t1 - t0))
             before, t0 = after, t1
 
-    def __enter__(self) -> Interference:
+    def __enter__(self) -> Sampler:
         self.thread.start()
         return self
 
@@ -121,9 +133,9 @@ class Interference:
         self.stop.set()
         self.thread.join()
 
-    def summary(self) -> dict[str, float]:
+    def summary(self) -> Interference:
         xs = self.samples or [0.0]
-        return {"mean_cores": sum(xs) / len(xs), "max_cores": max(xs)}
+        return Interference(sum(xs) / len(xs), max(xs), self.period)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -135,22 +147,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=5, help="head-to-head rounds of ours, (a) and (b); 0: none")
     parser.add_argument("--tail-rounds", type=int, default=2, help="issue 18: rounds of ours vs (c); 0: none")
     parser.add_argument("--no-sweep", dest="sweep", action="store_false")
-    parser.add_argument("--servers", default="ours,fastapi-torch,litserve-torch")
+    parser.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), help="RNNSERVE_DEVICE of the servers (default: theirs)"
+    )
+    parser.add_argument("--servers", default=",".join(k.name for k in KINDS), help="kinds from bench/kinds.py")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md")
     parser.add_argument("--json", type=Path, default=REPO / "bench" / "results.json")
     parser.add_argument("--logs", type=Path, default=Path(tempfile.gettempdir()) / "rnnserve-bench-logs")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
-    results: dict[str, Any] = {"machine": machine(), "busy_before": busy_processes()}
-    results["command"] = "make bench  # python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:])
-    if results["busy_before"]:
-        print("warning: other processes are busy, figures will be low:", *results["busy_before"], sep="\n  ")
-    env = {"RNNSERVE_ARTIFACTS": str(args.artifacts.resolve())}
+    box = machine()
+    busy_before = busy_processes()
+    command = "make bench  # python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:])
+    if busy_before:
+        print("warning: other processes are busy, figures will be low:", *busy_before, sep="\n  ")
+    env = {"RNNSERVE_ARTIFACTS": str(args.artifacts.resolve())}  # servers get no other RNNSERVE_* of this shell
+    if args.device:
+        env["RNNSERVE_DEVICE"] = args.device
     b = bodies()
     plan = Plan(seconds=args.seconds)
-    results["plan"] = asdict(plan)
-    results["bodies"] = {"sentiment": len(b.sentiment), "ner": len(b.ner), "batch_texts": b.batch_texts}
+    counts = BodyCounts(len(b.sentiment), len(b.ner), b.batch_texts, b.new_tokens, FIRST_CHAR_TOKENS, TEMPERATURE)
 
     phases: dict[str, float] = {}
     mark = time.perf_counter()
@@ -163,60 +180,69 @@ def main(argv: list[str] | None = None) -> None:
         phases[name] = time.perf_counter() - mark
         mark = time.perf_counter()
 
-    with Interference() as others:
+    kinds = [k.name for k in KINDS if k.name in args.servers.split(",")]
+    with Sampler() as others:
         say("model-only ...")
-        results["matmul_gflops"] = model_only.matmul_gflops()
+        gflops = model_only.matmul_gflops()
         texts = {"sentiment": b.sentiment_texts, "ner": b.ner_texts}
-        results["model_only"] = [asdict(r) for r in model_only.measure(args.artifacts, texts)]
-        results["padding"] = model_only.padding_study(args.artifacts, texts)
-        results["op_profile"] = model_only.op_profile(args.artifacts, texts)
-        results["chunks"] = model_only.chunk_study(args.artifacts, texts)
+        rows = model_only.measure(args.artifacts, texts)
+        padding = model_only.padding_study(args.artifacts, texts)
+        profile = model_only.op_profile(args.artifacts, texts)
+        chunks = model_only.chunk_study(args.artifacts, texts)
         phase("model only")
 
-        results["servers"] = {}
-        for kind in args.servers.split(","):
+        measured: dict[str, ServerResult] = {}
+        for kind in kinds:
             say(f"{kind} ...")
-            results["servers"][kind] = asdict(run_server(kind, env, b, plan, args.logs, log=say))
+            measured[kind] = run_server(kind, env, b, plan, args.logs, log=say)
         phase("servers one by one")
 
-        kinds = [k for k in ("ours", "fastapi-torch", "litserve-torch") if k in args.servers.split(",")]
-        if args.rounds and "ours" in kinds and len(kinds) > 1:
+        duel: HeadToHead | None = None
+        if args.rounds and OURS in kinds and len(kinds) > 1:
             say("head to head ...")
-            results["head_to_head"] = head_to_head(kinds, env, b, args.rounds, args.seconds, args.logs, say)
+            duel = head_to_head(kinds, env, b, args.rounds, args.seconds, args.logs, say)
         phase("head to head")
 
-        # --- issue 18 (bench/tail.py): ours vs baseline (c), one server at a time, tails and the timeline ---
+        tail_results = None  # issue 18 (bench/tail.py): ours vs baseline (c), one server at a time, and the timeline
         if args.tail_rounds:
             say("tail: ours and (c) plain LitServe + onnxruntime, one at a time ...")
-            results["tail"] = tail.measure(env, b, args.seconds, args.tail_rounds, args.logs, say)
+            tail_results = tail.measure(env, b, args.seconds, args.tail_rounds, args.logs, say)
         phase("tail vs (c)")
-        # --- end issue 18 ---
 
-        results["sweep"] = []
+        rows_sweep: list[SweepRow] = []
         if args.sweep:
             say(f"sweep: {len(SWEEP)} settings side by side, {args.sweep_rounds} rounds")
-            results["sweep"] = sweep(
-                SWEEP,
-                env,
-                b,
-                args.sweep_seconds,
-                args.sweep_rounds,
-                args.logs,
-                say,
-            )
+            rows_sweep = sweep(SWEEP, env, b, args.sweep_seconds, args.sweep_rounds, args.logs, say)
         phase("sweep")
-    results["phases"] = phases
-    results["interference"] = others.summary()
-    results["busy_after"] = busy_processes()
-    results["duration_s"] = time.perf_counter() - started
+    results = Results(
+        machine=box,
+        command=command,
+        plan=plan,
+        bodies=counts,
+        matmul_gflops=gflops,
+        model_only=rows,
+        servers=measured,
+        duration_s=time.perf_counter() - started,
+        busy_before=busy_before,
+        padding=padding,
+        op_profile=profile,
+        chunks=chunks,
+        head_to_head=duel,
+        sweep=rows_sweep,
+        phases=phases,
+        interference=others.summary(),
+        busy_after=busy_processes(),
+        matmul_n=model_only.MATMUL_N,
+        tail=tail_results,
+    )
 
     # Paths relative to the repository: the report describes the run, not this machine's folders.
-    results = json.loads(json.dumps(results).replace(str(REPO) + "/", ""))
+    saved = json.loads(json.dumps(results.to_json()).replace(str(REPO) + "/", ""))
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=1))
+    args.json.write_text(json.dumps(saved, indent=1))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(report.render(results))
-    print(f"wrote {args.out} and {args.json} in {results['duration_s']:.0f} s")
+    args.out.write_text(report.render(Results.from_json(saved)))
+    print(f"wrote {args.out} and {args.json} in {results.duration_s:.0f} s")
 
 
 if __name__ == "__main__":

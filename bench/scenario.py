@@ -4,48 +4,19 @@
 from __future__ import annotations
 
 import json
-import statistics
 import time
 import urllib.request
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from bench import loadgen, servers
+from bench.kinds import KINDS, OURS
 from bench.payloads import Bodies
+from bench.results import HeadToHead, Plan, Point, RequestPoint, ServerResult, StreamPoint, SweepPoint, SweepRow
 
 HOST = "127.0.0.1"
-
-
-@dataclass(frozen=True)
-class Plan:
-    seconds: float = 5.0  # measured seconds per point
-    warmup: float = 0.5  # unmeasured seconds before each point
-    clients: tuple[int, ...] = (1, 8, 32, 64)
-    streams: tuple[int, ...] = (1, 4, 16)
-    batch_clients: int = 8
-    first_char_seconds: float = 3.0
-
-
-@dataclass
-class ServerResult:
-    kind: str
-    env: dict[str, str]
-    startup_s: float
-    memory_ready: dict[str, Any]
-    memory_loaded: dict[str, Any] = field(default_factory=dict)
-    memory_processes: list[dict[str, Any]] = field(default_factory=list)  # after the load: role, PSS, RSS
-    torch_imported: list[str] = field(default_factory=list)  # /info: workers and server that report torch
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    batched: dict[str, Any] = field(default_factory=dict)
-    first_char: dict[str, Any] = field(default_factory=dict)
-    streams: list[dict[str, Any]] = field(default_factory=list)
-
-    def point(self, path: str, clients: int) -> dict[str, Any]:
-        return next(p for p in self.requests if p["path"] == path and p["clients"] == clients)
-
-    def stream(self, n: int) -> dict[str, Any]:
-        return next(p for p in self.streams if p["streams"] == n)
 
 
 def torch_report(port: int) -> list[str]:
@@ -97,19 +68,19 @@ def run_server(
     running = servers.start(kind, env, logdir)
     try:
         time.sleep(0.5)  # let every worker finish its warm-up call before the first memory reading
-        result = ServerResult(kind, env, running.startup_s, asdict(servers.memory(running.pids())))
-        result.torch_imported = torch_report(running.port)
-        log(f"  {kind}: ready in {running.startup_s:.2f} s, {result.memory_ready['rss_mb']:.0f} MB RSS")
+        memory_ready = servers.memory(running.pids())
+        torch_imported = torch_report(running.port)
+        log(f"  {kind}: ready in {running.startup_s:.2f} s, {memory_ready.rss_mb:.0f} MB RSS")
         pids = running.pids()
 
-        def requests(path: str, payloads: list[bytes], clients: int) -> dict[str, Any]:
+        def requests(path: str, payloads: list[bytes], clients: int) -> RequestPoint:
             before = batch_counters(running.port, path)
             point = loadgen.run(
                 loadgen.request_load(
                     HOST, running.port, path, payloads, clients, plan.seconds, plan.warmup, server_pids=pids
                 )
             )
-            assert isinstance(point, loadgen.RequestPoint)
+            assert isinstance(point, RequestPoint)
             means = batch_means(before, batch_counters(running.port, path))
             log(
                 f"    {path} x{clients}: {point.rps:.0f} req/s p50 {point.p50_ms:.1f} p99 {point.p99_ms:.1f} ms, "
@@ -117,31 +88,41 @@ def run_server(
                 f"cores {means}"
             )
             time.sleep(0.2)
-            return {**point.as_dict(), **means}
+            return replace(point, mean_batch=means.get("mean_batch"), model_ms_per_call=means.get("model_ms_per_call"))
 
-        def streams(payloads: list[bytes], n: int, seconds: float) -> dict[str, Any]:
+        def streams(payloads: list[bytes], n: int, seconds: float) -> StreamPoint:
             point = loadgen.run(
                 loadgen.stream_load(
                     HOST, running.port, "/generate", payloads, n, seconds, plan.warmup, server_pids=pids
                 )
             )
-            assert isinstance(point, loadgen.StreamPoint)
+            assert isinstance(point, StreamPoint)
             log(f"    /generate x{n}: {point.chars_per_s:.0f} chars/s, first char {point.first_char_p50_ms:.1f} ms")
             time.sleep(0.2)
-            return point.as_dict()
+            return point
 
-        for path, payloads in (("/sentiment", bodies.sentiment), ("/ner", bodies.ner)):
-            for clients in plan.clients:
-                result.requests.append(requests(path, payloads, clients))
+        points = [
+            requests(path, payloads, clients)
+            for path, payloads in (("/sentiment", bodies.sentiment), ("/ner", bodies.ner))
+            for clients in plan.clients
+        ]
         batched = requests("/sentiment", bodies.sentiment_batch, plan.batch_clients)
-        batched["sentences_per_s"] = batched["rps"] * bodies.batch_texts
-        result.batched = batched
-        result.first_char = streams(bodies.first_char, 1, plan.first_char_seconds)
-        for n in plan.streams:
-            result.streams.append(streams(bodies.generate, n, plan.seconds))
-        result.memory_loaded = asdict(servers.memory(running.pids()))
-        result.memory_processes = servers.memory_each(running.pids())
-        return result
+        batched = replace(batched, sentences_per_s=batched.rps * bodies.batch_texts)
+        first_char = streams(bodies.first_char, 1, plan.first_char_seconds)
+        stream_points = [streams(bodies.generate, n, plan.seconds) for n in plan.streams]
+        return ServerResult(
+            kind,
+            env,
+            running.startup_s,
+            memory_ready,
+            servers.memory(running.pids()),
+            points,
+            batched,
+            first_char,
+            stream_points,
+            servers.memory_each(running.pids()),
+            torch_imported,
+        )
     finally:
         servers.stop(running)
 
@@ -164,11 +145,11 @@ def alternate(
     rounds: int,
     log: Any = print,
     skip: Any = lambda name, index: False,
-) -> list[dict[str, list[dict[str, Any]]]]:
+) -> list[dict[str, list[Point]]]:
     """Servers side by side (an idle one costs no CPU), each load measured on each server in turn, `rounds` times:
     a slow minute of the machine then hits every server alike. One point per server, minutes apart, moved ratios by
     ±15-30 % between runs here. Returns per server, per load, the point of each round (`skip` leaves some out)."""
-    measured: list[dict[str, list[dict[str, Any]]]] = [{name: [] for name in loads} for _ in running]
+    measured: list[dict[str, list[Point]]] = [{name: [] for name in loads} for _ in running]
     log(f"  {len(running)} servers ready")
     for round_ in range(rounds):
         for name, load in loads.items():
@@ -178,7 +159,8 @@ def alternate(
                 run = loadgen.request_load if load.texts else loadgen.stream_load
                 args = (HOST, server.port, load.path, getattr(bodies, load.bodies), load.clients, seconds)
                 point = loadgen.run(run(*args, server_pids=server.pids()))
-                measured[i][name].append(point.as_dict())  # type: ignore[attr-defined]
+                assert isinstance(point, RequestPoint | StreamPoint)
+                measured[i][name].append(point)
                 time.sleep(0.2)
         log(f"  round {round_ + 1} done")
     return measured
@@ -218,55 +200,42 @@ def sweep(
     rounds: int,
     logdir: Path,
     log: Any = print,
-) -> list[dict[str, Any]]:
+) -> list[SweepRow]:
     """The figures the defaults are chosen on, for each settings combination, measured by `alternate`. Each point
-    reports the median of its rounds and the rounds."""
-    running = start_all([("ours", {**env, **combo}) for combo in combos], logdir)
+    is the median of its rounds, with the rounds (`SweepPoint`)."""
+    running = start_all([(OURS, {**env, **combo}) for combo in combos], logdir)
     try:
-        out = [
-            {"env": combo, "startup_s": r.startup_s, "memory": asdict(servers.memory(r.pids()))}
-            for combo, r in zip(combos, running, strict=True)
-        ]
+        memories = [servers.memory(r.pids()) for r in running]
         measured = alternate(running, SWEEP_LOADS, bodies, seconds, rounds, log)
-        for row, by_load in zip(out, measured, strict=True):
-            for name, results in by_load.items():
-                row[name] = median_point(results)
-        return out
+        return [
+            SweepRow(combo, r.startup_s, memory, {name: median_point(points) for name, points in by_load.items()})
+            for combo, r, memory, by_load in zip(combos, running, memories, measured, strict=True)
+        ]
     finally:
         stop_all(running)
 
 
-def median_point(rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    """One figure per key: the median over the rounds (the most any other process used, for `other_cores`)."""
-    merged: dict[str, Any] = {"rounds": len(rounds)}
-    for key, value in rounds[0].items():
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            values = [r[key] for r in rounds]
-            merged[key] = max(values) if key == "other_cores" else statistics.median(values)
-            if key in ("rps", "chars_per_s"):
-                merged[f"{key}_rounds"] = values
-        else:
-            merged[key] = value
-    return merged
+def median_point(rounds: Sequence[Point]) -> SweepPoint:
+    return SweepPoint.median(rounds)
 
 
 # The points whose ratios the targets hinge on, and the servers that run them. The 64-text and stream points are
 # compared with ours' own single-text rate and one stream, so only ours runs them.
-ALL = ("ours", "fastapi-torch", "litserve-torch")
+ALL = tuple(k.name for k in KINDS)
 DUEL_POINTS: dict[str, tuple[Load, tuple[str, ...]]] = {
     "/sentiment x32": (Load("/sentiment", "sentiment", 32), ALL),
     "/ner x32": (Load("/ner", "ner", 32), ALL),
-    "/sentiment 64 texts x8": (Load("/sentiment", "sentiment_batch", 8, texts=64), ("ours",)),
-    "/generate 1 stream": (Load("/generate", "generate", 1, texts=0), ("ours",)),
-    "/generate 16 streams": (Load("/generate", "generate", 16, texts=0), ("ours",)),
+    "/sentiment 64 texts x8": (Load("/sentiment", "sentiment_batch", 8, texts=64), (OURS,)),
+    "/generate 1 stream": (Load("/generate", "generate", 1, texts=0), (OURS,)),
+    "/generate 16 streams": (Load("/generate", "generate", 16, texts=0), (OURS,)),
 }
 
 
 def head_to_head(
     kinds: list[str], env: dict[str, str], bodies: Bodies, rounds: int, seconds: float, logdir: Path, log: Any = print
-) -> dict[str, Any]:
-    """The target ratios, measured by `alternate`. Returns, per point and server, the sentences/s (requests/s for
-    one-text requests, characters/s for streams) and the p99 of each round."""
+) -> HeadToHead:
+    """The target ratios, measured by `alternate`: per point and server, the sentences/s (requests/s for one-text
+    requests, characters/s for streams) and the p99 of each round."""
     running = start_all([(kind, env) for kind in kinds], logdir)
     try:
         loads = {name: load for name, (load, _) in DUEL_POINTS.items()}
@@ -278,19 +247,14 @@ def head_to_head(
         others: list[float] = []
         for kind, by_load in zip(kinds, measured, strict=True):
             for name, points in by_load.items():
-                if not points:
-                    continue
                 texts = loads[name].texts
-                rates[name][kind] = [p["rps"] * texts if texts else p["chars_per_s"] for p in points]
-                if texts:
-                    p99[name][kind] = [p["p99_ms"] for p in points]
-                others += [p["other_cores"] for p in points]  # includes the idle servers: they should stay near 0
-        return {
-            "rounds": rounds,
-            "seconds": seconds,
-            "points": rates,
-            "p99_ms": p99,
-            "max_other_cores": max(others, default=0.0),
-        }
+                for p in points:
+                    if isinstance(p, RequestPoint):
+                        rates[name].setdefault(kind, []).append(p.rps * texts)
+                        p99[name].setdefault(kind, []).append(p.p99_ms)
+                    else:
+                        rates[name].setdefault(kind, []).append(p.chars_per_s)
+                    others.append(p.other_cores)  # includes the idle servers: they should stay near 0
+        return HeadToHead(rounds, seconds, rates, p99, max(others, default=0.0))
     finally:
         stop_all(running)

@@ -1,8 +1,7 @@
 """Start a server under test as a child process, time it to a ready /health, measure its processes, stop it.
 
-Four kinds, each a command line: ours (`python -m service.server`), baseline (a) FastAPI + uvicorn + PyTorch
-(`python -m bench.baseline_fastapi`), baseline (b) LitServe + PyTorch (`python -m bench.baseline_litserve_torch`) and
-baseline (c) plain LitServe + onnxruntime (`python -m bench.baseline_litserve_onnx`, /sentiment and /ner only).
+Each kind is a module run as `python -m <module>` (the list: bench/kinds.py; baseline (c), `PLAIN_LITSERVE`, is
+outside `KINDS` and started by bench/tail.py).
 """
 
 from __future__ import annotations
@@ -18,14 +17,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.kinds import KINDS, PLAIN_LITSERVE
+from bench.results import Memory, ProcessMemory
+
 REPO = Path(__file__).resolve().parents[1]
 
-COMMANDS = {
-    "ours": [sys.executable, "-m", "service.server"],
-    "fastapi-torch": [sys.executable, "-m", "bench.baseline_fastapi"],
-    "litserve-torch": [sys.executable, "-m", "bench.baseline_litserve_torch"],
-    "litserve-onnx": [sys.executable, "-m", "bench.baseline_litserve_onnx"],  # (c): bench/tail.py runs it
-}
+COMMANDS = {k.name: [sys.executable, "-m", k.module] for k in (*KINDS, PLAIN_LITSERVE)}
+HEALTH_POLL_S = 0.02  # start-up time: process start -> first 200 from /health, polled this often
 
 
 def free_port() -> int:
@@ -60,7 +58,7 @@ class Running:
 
 
 def start(kind: str, env: dict[str, str], logdir: Path, wait: float = 120.0) -> Running:
-    """Start the server and poll /health every 20 ms: start-up time is process start -> first 200."""
+    """Start the server and poll /health every `HEALTH_POLL_S`: start-up time is process start -> first 200."""
     port = free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("RNNSERVE_", "LIT_"))}
     full_env.update(env)
@@ -78,7 +76,7 @@ def start(kind: str, env: dict[str, str], logdir: Path, wait: float = 120.0) -> 
             if health(port) == 200:
                 running.startup_s = time.perf_counter() - t0
                 return running
-        time.sleep(0.02)
+        time.sleep(HEALTH_POLL_S)
     stop(running)
     raise RuntimeError(f"{kind} not healthy after {wait}s:\n{running.log_tail()}")
 
@@ -127,14 +125,6 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
-@dataclass
-class Memory:
-    processes: int
-    rss_mb: float  # sum of resident set sizes (counts shared pages once per process: an upper bound)
-    pss_mb: float  # proportional set size: shared pages split between the processes sharing them
-    torch_loaded: list[int]  # pids with libtorch mapped
-
-
 def memory(pids: list[int]) -> Memory:
     rss = pss = 0.0
     torch_pids = []
@@ -156,10 +146,10 @@ def memory(pids: list[int]) -> Memory:
     return Memory(alive, rss, pss, torch_pids)
 
 
-def memory_each(pids: list[int]) -> list[dict[str, object]]:
+def memory_each(pids: list[int]) -> list[ProcessMemory]:
     """PSS and RSS of each process, with what it is (its command line, shortened; LitServe's workers and manager
     are `multiprocessing` children, named by their parent-relative order)."""
-    out: list[dict[str, object]] = []
+    out: list[ProcessMemory] = []
     for pid in pids:
         mem = memory([pid])
         try:
@@ -169,7 +159,5 @@ def memory_each(pids: list[int]) -> list[dict[str, object]]:
             continue
         threads = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("Threads:")), 0)
         role = "main" if pid == pids[0] else ("spawned child" if "spawn_main" in cmd else "child")
-        out.append(
-            {"pid": pid, "role": role, "cmd": cmd[:90], "pss_mb": mem.pss_mb, "rss_mb": mem.rss_mb, "threads": threads}
-        )
+        out.append(ProcessMemory(pid, role, cmd[:90], mem.pss_mb, mem.rss_mb, threads))
     return out

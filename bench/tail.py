@@ -15,28 +15,27 @@ import contextlib
 import json
 import os
 import signal
-import statistics
 import time
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from bench import loadgen, servers
+from bench.kinds import OURS, PLAIN_LITSERVE
 from bench.payloads import Bodies, bodies
 from bench.scenario import HOST, start_all, stop_all
+from bench.tail_results import BatchStats, StageStats, TailPoint, TailResults, Timeline
 from service.web.timeline import STAGES
 
-PEER = "litserve-onnx"
-KINDS = ("ours", PEER)
+PEER = PLAIN_LITSERVE.name
+KINDS = (OURS, PEER)
 CLIENTS = (1, 8, 32, 64)
 PATHS = (("/sentiment", "sentiment"), ("/ner", "ner"))
 TIMELINE_CLIENTS = 32
-TARGET_CLIENTS = (32, 64)
-# The targets of issue 18, on the median of the rounds' ratios.
-RPS_VS_PEER, P99_VS_PEER, P99_VS_P50 = 2.0, 0.7, 2.5
+# The targets of issue 18 are bench/targets.py's TAIL_TARGETS, on the median of the rounds' ratios.
 
 
 def signal_tree(server: servers.Running, sig: signal.Signals) -> None:
@@ -78,18 +77,14 @@ async def closed_loop(
     return latencies, errors, min(time.perf_counter(), end) - measure_from
 
 
-def point(port: int, path: str, payloads: Sequence[bytes], clients: int, seconds: float) -> dict[str, Any]:
-    latencies, errors, measured = loadgen.run(closed_loop(port, path, payloads, clients, seconds, 0.5))  # type: ignore[misc]
+def point(
+    port: int, path: str, payloads: Sequence[bytes], clients: int, seconds: float, kind: str = OURS, round_: int = 0
+) -> TailPoint:
+    window = closed_loop(port, path, payloads, clients, seconds, 0.5)
+    latencies, errors, measured = cast(tuple[list[float], int, float], loadgen.run(window))
     ms = np.array(latencies or [float("nan")]) * 1000
     p50, p95, p99, p999 = (float(x) for x in np.percentile(ms, [50, 95, 99, 99.9]))
-    return {
-        "rps": len(latencies) / measured,
-        "errors": errors,
-        "p50_ms": p50,
-        "p95_ms": p95,
-        "p99_ms": p99,
-        "p999_ms": p999,
-    }
+    return TailPoint(kind, path, clients, round_, len(latencies) / measured, errors, p50, p95, p99, p999)
 
 
 def timeline(port: int, path: str, since: float) -> list[dict[str, float]]:
@@ -105,35 +100,27 @@ def timeline(port: int, path: str, since: float) -> list[dict[str, float]]:
     return [s for samples in found.values() for s in samples]
 
 
-def stage_table(samples: list[dict[str, float]]) -> dict[str, Any]:
+def stage_table(samples: list[dict[str, float]]) -> Timeline:
     """Per stage: p50, p99, mean ms; and the mean of each stage over the slowest 1 % of requests (what the tail is
     made of)."""
     total = np.array([s["http_out"] - s["http_in"] for s in samples]) * 1000
     slow = total >= np.percentile(total, 99)
-    out: dict[str, Any] = {"samples": len(samples), "stages": {}}
+    stages = {}
     for name, a, b in (*STAGES, ("total", "http_in", "http_out")):
         ms = np.array([s[b] - s[a] for s in samples]) * 1000
         p50, p99 = np.percentile(ms, [50, 99])
-        out["stages"][name] = {
-            "p50": float(p50),
-            "p99": float(p99),
-            "mean": float(ms.mean()),
-            "slow_mean": float(ms[slow].mean()),
-        }
+        stages[name] = StageStats(float(p50), float(p99), float(ms.mean()), float(ms[slow].mean()))
     batch = np.array([s["batch"] for s in samples])
-    out["batch"] = {"mean": float(batch.mean()), "p50": float(np.median(batch)), "max": float(batch.max())}
-    return out
+    return Timeline(len(samples), stages, BatchStats(float(batch.mean()), float(np.median(batch)), float(batch.max())))
 
 
-def measure(
-    env: dict[str, str], b: Bodies, seconds: float, rounds: int, logdir: Path, log: Any = print
-) -> dict[str, Any]:
+def measure(env: dict[str, str], b: Bodies, seconds: float, rounds: int, logdir: Path, log: Any = print) -> TailResults:
     """Ours and (c) at every client count, `rounds` times, one server at a time; then ours' timeline at 32 clients
     (a server of its own with RNNSERVE_TIMELINE=1, the only one running)."""
     running = start_all([(kind, env) for kind in KINDS], logdir)
     for server in running:
         signal_tree(server, signal.SIGSTOP)
-    points: dict[str, dict[str, list[dict[str, Any]]]] = {k: {} for k in KINDS}
+    points: list[TailPoint] = []
     try:
         for round_ in range(rounds):
             order = running if round_ % 2 == 0 else running[::-1]
@@ -141,68 +128,30 @@ def measure(
                 for clients in CLIENTS:
                     for server in order:
                         signal_tree(server, signal.SIGCONT)
-                        p = point(server.port, path, getattr(b, attr), clients, seconds)
+                        p = point(server.port, path, getattr(b, attr), clients, seconds, server.kind, round_)
                         signal_tree(server, signal.SIGSTOP)
-                        points[server.kind].setdefault(f"{path} x{clients}", []).append(p)
+                        points.append(p)
                         log(
-                            f"    {server.kind} {path} x{clients}: {p['rps']:.0f} req/s "
-                            f"p50 {p['p50_ms']:.1f} p99 {p['p99_ms']:.1f} ms"
+                            f"    {server.kind} {path} x{clients}: {p.rps:.0f} req/s "
+                            f"p50 {p.p50_ms:.1f} p99 {p.p99_ms:.1f} ms"
                         )
             log(f"  tail round {round_ + 1} done")
-        result: dict[str, Any] = {"rounds": rounds, "seconds": seconds, "clients": list(CLIENTS), "points": points}
-        timed = servers.start("ours", {**env, "RNNSERVE_TIMELINE": "1"}, logdir)
-        try:
-            result["timeline"] = {}
-            for path, attr in PATHS:
-                since = time.monotonic() + 0.5  # after the load's warm-up
-                point(timed.port, path, getattr(b, attr), TIMELINE_CLIENTS, seconds)
-                result["timeline"][path] = stage_table(timeline(timed.port, path, since))
-        finally:
-            servers.stop(timed)
-        result["targets"] = targets(points)
-        for line in result["targets"]:
-            log(
-                f"  {line['target']}: {line['median']:.2f} "
-                f"({', '.join(f'{x:.2f}' for x in line['rounds'])}) {line['verdict']}"
-            )
-        return result
     finally:
         for server in running:
             signal_tree(server, signal.SIGCONT)
         stop_all(running)
-
-
-def targets(points: dict[str, dict[str, list[dict[str, Any]]]]) -> list[dict[str, Any]]:
-    out = []
-    for path, _ in PATHS:
-        for clients in TARGET_CLIENTS:
-            key = f"{path} x{clients}"
-            ours, peer = points["ours"][key], points[PEER][key]
-            checks = (
-                (
-                    f"{key}: req/s >= {RPS_VS_PEER:g}x (c)",
-                    [o["rps"] / p["rps"] for o, p in zip(ours, peer, strict=True)],
-                    RPS_VS_PEER,
-                    True,
-                ),
-                (
-                    f"{key}: p99 <= {P99_VS_PEER:g}x (c)",
-                    [o["p99_ms"] / p["p99_ms"] for o, p in zip(ours, peer, strict=True)],
-                    P99_VS_PEER,
-                    False,
-                ),
-                (
-                    f"{key}: p99 <= {P99_VS_P50:g}x p50 (ours)",
-                    [o["p99_ms"] / o["p50_ms"] for o in ours],
-                    P99_VS_P50,
-                    False,
-                ),
-            )
-            for name, ratios, bound, higher in checks:
-                median = statistics.median(ratios)
-                ok = median >= bound if higher else median <= bound
-                out.append({"target": name, "rounds": ratios, "median": median, "verdict": "holds" if ok else "misses"})
-    return out
+    stages: dict[str, Timeline] = {}
+    timed = servers.start(OURS, {**env, "RNNSERVE_TIMELINE": "1"}, logdir)
+    try:
+        for path, attr in PATHS:
+            since = time.monotonic() + 0.5  # after the load's warm-up
+            point(timed.port, path, getattr(b, attr), TIMELINE_CLIENTS, seconds)
+            samples = timeline(timed.port, path, since)
+            if samples:
+                stages[path] = stage_table(samples)
+    finally:
+        servers.stop(timed)
+    return TailResults(rounds, seconds, list(CLIENTS), points, TIMELINE_CLIENTS, stages)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -213,11 +162,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--logs", type=Path, default=Path("/tmp/rnnserve-bench-logs"))
     args = parser.parse_args(argv)
     result = measure({}, bodies(), args.seconds, args.rounds, args.logs)
-    from bench.tail_report import section
+    from bench import targets
+    from bench.tail_report import tables
 
-    print(section(result))
+    print(tables(result))
+    print(targets.tail_table(result))
     if args.json:
-        args.json.write_text(json.dumps(result, indent=1))
+        args.json.write_text(json.dumps(result.to_json(), indent=1))
 
 
 if __name__ == "__main__":

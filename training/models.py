@@ -177,7 +177,14 @@ class NerTagger(nn.Module):
         conv = conv.masked_fill((flat == self.char_pad_id).unsqueeze(1), -1e4)
         return conv.max(dim=2).values.reshape(batch, time, -1)
 
-    def forward(self, words: Tensor, chars: Tensor, lengths: Tensor) -> Tensor:
+    def states(self, words: Tensor, chars: Tensor, lengths: Tensor) -> Tensor:
+        """The BiLSTM's outputs [batch, time, 2 * hidden]: forward half, then backward half."""
         features = torch.cat([self.word_embed(words), self.char_features(chars)], dim=2)
         out, _ = run_padded(self.rnn, self.drop(features), lengths=lengths)
-        return torch.log_softmax(self.head(self.drop(out)), dim=-1)
+        return out
+
+    def tag_log_probs(self, states: Tensor) -> Tensor:
+        return torch.log_softmax(self.head(self.drop(states)), dim=-1)
+
+    def forward(self, words: Tensor, chars: Tensor, lengths: Tensor) -> Tensor:
+        return self.tag_log_probs(self.states(words, chars, lengths))

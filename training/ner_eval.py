@@ -90,3 +90,19 @@ def variant_scores(
     if raw_text:
         result["text"] = {"overall": text_scores(log_probs_of, encoder, decoder, sentences)}
     return result
+
+
+ENTITY_TYPES = ["PER", "LOC", "ORG", "MISC"]
+VARIANT_NAMES = {"given": "tokens as given", "lower": "lower-cased", "upper": "upper-cased", "text": "raw text"}
+
+
+def variant_table(scores: dict[str, dict[str, dict[str, float]]]) -> str:
+    """`variant_scores` as a markdown table: F1 per entity type and overall, a row per variant."""
+    head = ["| input | PER | LOC | ORG | MISC | overall F1 |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    rows = [
+        f"| {VARIANT_NAMES[v]} | "
+        + " | ".join(f"{by[t]['f1']:.2f}" if t in by else "-" for t in ENTITY_TYPES)
+        + f" | {by['overall']['f1']:.2f} |"
+        for v, by in scores.items()
+    ]
+    return "\n".join(head + rows)

@@ -32,11 +32,11 @@ from training.data import read_conll
 from training.export import Signature
 from training.loop import Distributed, FitResult, Schedule, fit, start_run
 from training.models import NerTagger
-from training.ner_eval import CASINGS, Casing, LogProbsOf, variant_scores
+from training.neighbour_lm import NeighbourLM, TaggerWithLM, class_table
+from training.ner_eval import CASINGS, ENTITY_TYPES, Casing, LogProbsOf, variant_scores, variant_table
 from training.pretrained import initialise, vocabulary_words
 
 log = logging.getLogger("train_ner")
-TYPES = ["PER", "LOC", "ORG", "MISC"]
 TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-MISC", "I-MISC"]
 PAD_TAG = -100  # ignored by the token loss; the CRF masks padding by length
 
@@ -80,6 +80,8 @@ class TrainConfig(RunConfig):
     upper_share: float = knob(0.25, "share of training sentences seen upper-cased in each epoch")
     crf: bool = knob(True, "learn CRF transition scores (forward algorithm); the service's Viterbi uses them")
     token_loss: float = knob(1.0, "with --crf: weight of the per-token loss beside the CRF's (keeps scores calibrated)")
+    lm_loss: float = knob(0.0, "weight of the auxiliary next/previous-word LM loss (Rei 2017; one layer only)")
+    lm_words: int = knob(7500, "with --lm-loss: the most frequent training words the LM predicts (others: one class)")
     batch_size: int = knob(32, "sentences per step")
     epochs: int = knob(20, "passes over the training sentences")
     average_last: int = knob(3, "also try the mean of the last N epochs' weights; kept if it validates better")
@@ -114,6 +116,8 @@ def torch_log_probs(model: NerTagger) -> LogProbsOf:
 
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_config(TrainConfig, argv)
+    if cfg.lm_loss > 0 and cfg.layers != 1:
+        raise SystemExit("--lm-loss needs --layers=1: a second layer's forward states have seen the next word")
     dist = start_run(cfg.threads, cfg.seed)
 
     train_sents = read_conll(Path(cfg.train))[: cfg.max_sentences]
@@ -159,6 +163,10 @@ def main(argv: list[str] | None = None) -> None:
     if cfg.pretrained == "minilm":
         share = initialise(model.word_embed, list(encoder.words.tokens), encoder.words.pad_id, cfg.seed)
         log.info("pretrained vectors for %.1f%% of the vocabulary", 100 * share)
+    trained: nn.Module = model
+    if cfg.lm_loss > 0:
+        keys = [NerEncoder.word_key(w) for s in train_sents for w in s.words]
+        trained = TaggerWithLM(model, NeighbourLM(cfg.hidden, class_table(encoder.words, keys, cfg.lm_words)))
     steps = -(-len(train) // cfg.batch_size) // dist.world
 
     def batches(epoch: int, dist: Distributed):  # type: ignore[no-untyped-def]
@@ -168,15 +176,18 @@ def main(argv: list[str] | None = None) -> None:
         for chunk in shard(bucketed(rows, [len(t) for _, t in rows], cfg.batch_size, rng), dist.rank, dist.world):
             words, chars, lengths, tags = to_batch(chunk, encoder)
             dropped = (torch.rand(words.shape) < cfg.unk_rate) & (tags >= 0)
-            yield words.masked_fill(dropped, encoder.words.unk_id or 0), chars, lengths, tags
+            yield words.masked_fill(dropped, encoder.words.unk_id or 0), chars, lengths, tags, words
 
-    def loss_of(net: nn.Module, batch: tuple[Tensor, Tensor, Tensor, Tensor]) -> Tensor:
-        words, chars, lengths, tags = batch
-        log_probs = net(words, chars, lengths)
-        token = nn.functional.nll_loss(log_probs.flatten(0, 1), tags.flatten(), ignore_index=PAD_TAG)
-        if model.crf is None:
-            return token
-        return model.crf.nll(log_probs, tags, lengths) + cfg.token_loss * token
+    def loss_of(net: nn.Module, batch: tuple[Tensor, Tensor, Tensor, Tensor, Tensor]) -> Tensor:
+        words, chars, lengths, tags, true_words = batch
+        if cfg.lm_loss > 0:
+            log_probs, lm = net(words, chars, lengths, true_words)
+        else:
+            log_probs, lm = net(words, chars, lengths), None
+        loss = nn.functional.nll_loss(log_probs.flatten(0, 1), tags.flatten(), ignore_index=PAD_TAG)
+        if model.crf is not None:
+            loss = model.crf.nll(log_probs, tags, lengths) + cfg.token_loss * loss
+        return loss if lm is None else loss + cfg.lm_loss * lm
 
     def evaluate(net: nn.Module) -> dict[str, float]:
         scores = variant_scores(torch_log_probs(model), encoder, decoder_of(model), valid, raw_text=False)
@@ -186,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     # Chosen on the mean over the casings: the aim is a tagger that holds up on all of them.
     schedule = Schedule(cfg.epochs, cfg.lr, cfg.weight_decay, cfg.clip, average_last=cfg.average_last)
     result = fit(
-        model,
+        trained,
         batches,
         loss_of,
         evaluate,
@@ -218,15 +229,6 @@ def export(
     rounded = {
         v: {label: {k: round(x, 2) for k, x in s.items()} for label, s in by.items()} for v, by in scores.items()
     }
-    table = "\n".join(
-        ["| input | PER | LOC | ORG | MISC | overall F1 |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
-        + [
-            f"| {VARIANT_NAMES[v]} | "
-            + " | ".join(f"{by[t]['f1']:.2f}" if t in by else "-" for t in TYPES)
-            + f" | {by['overall']['f1']:.2f} |"
-            for v, by in scores.items()
-        ]
-    )
     given = scores["given"]
     spec = ArtifactSpec(
         task="ner",
@@ -256,6 +258,9 @@ def export(
             "bidirectional": True,
             "decoding": "CRF transitions + constrained BIO Viterbi" if model.crf else "constrained BIO Viterbi",
             "case_augmentation": f"{cfg.lower_share:.0%} lower-cased, {cfg.upper_share:.0%} upper-cased per epoch",
+            "auxiliary_lm": f"next/previous word, weight {cfg.lm_loss}, {cfg.lm_words} words"
+            if cfg.lm_loss
+            else "none",
             "words": len(encoder.words),
             "chars": len(encoder.chars),
         },
@@ -273,26 +278,29 @@ def export(
         curves_title=f"{cfg.name}: CoNLL-2003 validation (mean over casings)",
         summary="Word + character-CNN bidirectional LSTM tagger"
         + (" with a CRF" if model.crf else "")
-        + " for PER, LOC, ORG and MISC; serves /ner.",
+        + " for PER, LOC, ORG and MISC; serves /ner."
+        + (
+            f" Trained beside a next/previous-word language-model loss (weight {cfg.lm_loss}, Rei 2017) on the "
+            "NER training text; that LM is not exported."
+            if cfg.lm_loss
+            else ""
+        ),
         sections={
             "Validation": "Entity-level F1 (exact match, conlleval) on CoNLL-2003's validation file, decoded as the "
             "service decodes. Rows: the tokens as given, the same tokens lower-cased and upper-cased, and the "
             "sentences detokenized into text and run through the service's tokenizer (scored on character spans, "
-            "overall only). Test F1 has run about 5 points below validation.\n\n" + table,
+            "overall only). Test F1 has run about 5 points below validation.\n\n" + variant_table(scores),
             "Known weaknesses": "Word vectors start from all-MiniLM-L6-v2's (uncased) input embeddings; case "
             "reaches the model through the character CNN, and training sees "
             f"{cfg.lower_share:.0%} of sentences lower-cased and {cfg.upper_share:.0%} upper-cased, so it does not "
             "depend on capitals. Trained on 1996-97 Reuters news: other genres and social media (WNUT-style) "
             f"score markedly lower. The weakest type on validation is "
-            f"{min(TYPES, key=lambda t: given[t]['f1'] if t in given else 0.0)}.",
+            f"{min(ENTITY_TYPES, key=lambda t: given[t]['f1'] if t in given else 0.0)}.",
         },
         data=[Path(cfg.train), Path(cfg.valid)],
     )
     write_artifact(Path(cfg.out), model, spec, cfg, result)
     log.info("wrote %s (valid F1 %s)", cfg.out, {v: round(s["overall"]["f1"], 2) for v, s in scores.items()})
-
-
-VARIANT_NAMES = {"given": "tokens as given", "lower": "lower-cased", "upper": "upper-cased", "text": "raw text"}
 
 
 def padded_case(batch: int, steps: int, encoder: NerEncoder) -> tuple[Tensor, Tensor, Tensor]:

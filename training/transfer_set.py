@@ -13,8 +13,10 @@ Three sources, all from training files only (the student's validation sentences 
 - `imdb-sentence`: sentences split from IMDb reviews (train, less the student's held-out share, and the unlabeled
   reviews), 3 to 60 words, a seeded sample of `imdb_sentences`.
 
-Every text is labelled with the teacher's logits. `out` gets `transfer.tsv.gz` (text, gold label or -1, the two
-logits, source) and `transfer.json` (counts, settings, the teacher's record, times).
+Every text is labelled with the teacher's logits, `shard_size` texts at a time, each shard kept under
+`out/shards/` as it is done: labelling a million texts takes hours on a CPU, and a run stopped part-way goes on
+from the shards already written (a shard is reused only if its texts are the same). `out` gets `transfer.tsv.gz`
+(text, gold label or -1, the two logits, source) and `transfer.json` (counts, settings, the teacher's record, times).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import gzip
+import hashlib
 import json
 import logging
 import random
@@ -31,7 +34,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -69,6 +72,7 @@ class TransferConfig(RunConfig):
     max_ngram: int = knob(5, "n-grams are 1..max_ngram words")
     imdb_sentences: int = knob(300_000, "IMDb sentences to sample (0: none)")
     batch_size: int = knob(256, "teacher labelling batch")
+    shard_size: int = knob(50_000, "texts labelled and saved at a time (a stopped run resumes from the last shard)")
     device: Literal["auto", "cpu", "cuda"] = knob("auto", "teacher device: auto picks cuda when available")
     precision: Literal["auto", "bf16", "fp32"] = knob("auto", "teacher autocast (auto: bf16 on cuda, fp32 on cpu)")
 
@@ -145,6 +149,36 @@ def review_sentences(reviews: Iterator[str], min_words: int = 3, max_words: int 
                 yield sentence
 
 
+class Labeller(Protocol):
+    def logits(self, texts: list[str], batch_size: int = 128, progress: bool = False) -> np.ndarray: ...
+
+
+def label_in_shards(
+    teacher: Labeller, texts: list[str], directory: Path, shard_size: int, batch_size: int
+) -> np.ndarray:
+    """The teacher's logits for `texts`, in order, `shard_size` texts at a time. Each shard is saved (atomically)
+    under `directory` with the hash of its texts in its name, and a shard already there is read instead of
+    labelled again: the texts are built from a seed, so a rerun of the same command finds the same shards."""
+    directory.mkdir(parents=True, exist_ok=True)
+    starts = range(0, len(texts), shard_size)
+    parts = []
+    for number, start in enumerate(starts, start=1):
+        chunk = texts[start : start + shard_size]
+        digest = hashlib.sha256("\n".join(chunk).encode()).hexdigest()[:16]
+        path = directory / f"logits-{number:04d}-{digest}.npy"
+        if path.is_file():
+            log.info("shard %d/%d: labelled already (%s)", number, len(starts), path.name)
+            parts.append(np.load(path))
+            continue
+        log.info("shard %d/%d: %d texts", number, len(starts), len(chunk))
+        logits = np.asarray(teacher.logits(chunk, batch_size, progress=True), dtype=np.float32)
+        partial = path.with_name(path.stem + ".partial.npy")
+        np.save(partial, logits)
+        partial.replace(path)
+        parts.append(logits)
+    return np.concatenate(parts) if parts else np.zeros((0, 2), np.float32)
+
+
 def write_transfer(path: Path, texts: list[str], labels: list[int], logits: np.ndarray, sources: list[str]) -> None:
     """Tab-separated, no quoting: texts are whitespace-normalised, so they hold no tab and no newline."""
     with gzip.open(path, "wt", encoding="utf-8") as f:
@@ -217,10 +251,9 @@ def main(argv: list[str] | None = None) -> None:
 
     teacher = Teacher.load(Path(cfg.teacher), cfg.device, cfg.precision)
     labelled = time.monotonic()
-    logits = teacher.logits(texts, cfg.batch_size, progress=True)
-    labelled = time.monotonic() - labelled
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    logits = label_in_shards(teacher, texts, out / "shards", cfg.shard_size, cfg.batch_size)
+    labelled = time.monotonic() - labelled
     write_transfer(out / TRANSFER_FILE, texts, labels, logits, sources)
     agree = [int(logits[i].argmax()) == labels[i] for i in range(len(texts)) if labels[i] >= 0]
     record = {

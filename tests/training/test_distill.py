@@ -57,6 +57,32 @@ def test_transfer_file_round_trip_and_masked_encoding(tmp_path: Path) -> None:
     assert list(ids) == [vocab.id("a"), vocab.unk_id, vocab.id("film")]
 
 
+class CountingTeacher:
+    """Logits that identify their text (its length), and a count of the texts it was asked to label."""
+
+    def __init__(self) -> None:
+        self.labelled = 0
+
+    def logits(self, texts: list[str], batch_size: int = 128, progress: bool = False) -> np.ndarray:
+        self.labelled += len(texts)
+        return np.array([[len(t), -len(t)] for t in texts], np.float32)
+
+
+def test_labelling_resumes_from_the_shards_already_written(tmp_path: Path) -> None:
+    texts = [f"text {'x' * i}" for i in range(25)]
+    teacher = CountingTeacher()
+    first = transfer_set.label_in_shards(teacher, texts, tmp_path, shard_size=10, batch_size=4)
+    assert teacher.labelled == 25 and first[:, 0].tolist() == [len(t) for t in texts]
+    shards = sorted(tmp_path.glob("logits-*.npy"))
+    assert len(shards) == 3
+    shards[1].unlink()  # as if the run had stopped while labelling the second shard
+    again = transfer_set.label_in_shards(teacher, texts, tmp_path, shard_size=10, batch_size=4)
+    assert teacher.labelled == 25 + 10 and np.array_equal(again, first)
+    changed = [*texts[:-1], "another text"]  # other texts in the last shard: it is not reused
+    transfer_set.label_in_shards(teacher, changed, tmp_path, shard_size=10, batch_size=4)
+    assert teacher.labelled == 25 + 10 + 5
+
+
 def test_transfer_loss_mixes_gold_cross_entropy_and_logit_mse() -> None:
     logits = torch.tensor([[[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]]], requires_grad=True)  # 1 member, 3 rows
     nan = float("nan")

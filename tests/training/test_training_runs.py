@@ -160,9 +160,12 @@ def test_ner_short_run_learns_and_exports(data_dir: Path, tmp_path: Path) -> Non
             "--batch-size=16",
             "--lr=5e-3",
             "--pretrained=none",
+            "--lm-loss=0.1",
+            "--lm-words=500",
         ]
     )
     manifest = check_artifact(out, "ner")
+    assert manifest.architecture["auxiliary_lm"] == "next/previous word, weight 0.1, 500 words"
     assert manifest.tags is not None and len(manifest.tags) == 9
     assert manifest.metrics["valid_f1"] > 10.0  # entities found at all after seconds of training
     assert {"given", "lower", "upper", "text"} <= set(manifest.metrics["valid_variant_scores"])
