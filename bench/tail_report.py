@@ -20,8 +20,7 @@ process), taken in the HTTP process (`http_in` at the outermost middleware, `que
 answer comes off the pipe, `woken` when the route runs again, `http_out` at the last body message) and in the
 worker (`taken` off the queue, `formed` when its batch is complete, the model call's start and end, `written` to
 the pipe). The last column is each stage's mean over the slowest 1 % of the requests: the stages where it is far
-above the mean are where the tail comes from. Baseline (c) is `bench/baseline_litserve_onnx.py`: LitServe 0.2.19's
-own queues, batched loop and HTTP processes, onnxruntime's defaults, `max_batch_size=16`, `batch_timeout=0.005`.
+above the mean are where the tail comes from.
 
 What the timeline showed (issue 18, 2 cores shared with a training run that could not be paused, so the absolute
 figures are low and noisy; ratios are within one window): at 32 clients the slowest 1 % of /sentiment requests
@@ -83,7 +82,8 @@ def timeline_table(tl: Timeline) -> str:
 def tables(t: TailResults) -> str:
     """The measurements: (c) side by side with ours, then the timeline of each path."""
     parts = [
-        f"(c) is {PLAIN_LITSERVE.what}. Ours and (c) one at a time (the other frozen), {t.rounds} rounds of "
+        f"(c) is {PLAIN_LITSERVE.what}. Ours and (c) one at a time (the other frozen), {t.rounds} "
+        f"round{'s' if t.rounds != 1 else ''} of "
         f"{t.seconds:.1f} s per point, medians of the rounds; the targets against (c) are in the targets table "
         "above, on the median of the rounds' ratios.\n",
         side_by_side(t),

@@ -235,13 +235,17 @@ def tail_verdict(t: Target, tail: TailResults | None) -> Verdict | None:
         return None
     if v is None:
         value = statistics.median(mine)
-        measured = f"median of {len(mine)} rounds {value:.{f.digits}f}{f.unit} ({listed(mine, f.digits)})"
+        measured = f"median of {_rounds(len(mine))} {value:.{f.digits}f}{f.unit} ({listed(mine, f.digits)})"
     else:
         ratios = [_div(m, o) for m, o in zip(mine, theirs, strict=False)]
         value = statistics.median(ratios)
         medians = f"{num(statistics.median(mine), f.digits)} vs {num(statistics.median(theirs), v.digits)}{f.unit}"
-        measured = f"median of {len(ratios)} rounds {value:.2f}× ({listed(ratios)}); medians {medians}"
+        measured = f"median of {_rounds(len(ratios))} {value:.2f}× ({listed(ratios)}); medians {medians}"
     return Verdict(t, value, measured, OPS[t.op](value, t.threshold))
+
+
+def _rounds(n: int) -> str:
+    return f"{n} round{'s' if n != 1 else ''}"
 
 
 def evaluate(r: Results, targets: tuple[Target, ...] = TARGETS) -> list[Verdict]:

@@ -107,7 +107,7 @@ def test_tail_targets_are_left_out_without_tail_rounds_and_rendered_with_them() 
     assert "one at a time" not in targets.render(_fake_results())
     text = targets.render(replace(_fake_results(), tail=_fake_tail([2100.0], [40.0])))
     assert (
-        "| /ner 32 clients, one at a time: p99 | /ner 32 clients, one at a time: p50 | <= 2.5× | median of 1 rounds "
+        "| /ner 32 clients, one at a time: p99 | /ner 32 clients, one at a time: p50 | <= 2.5× | median of 1 round "
         "2.00× (2.00); medians 40.0 vs 20.0 ms | **holds** |"
     ) in text
     assert "| /sentiment 64 clients, one at a time: p99 | (c) LitServe + ORT | <= 0.7× |" in text
