@@ -92,8 +92,9 @@ train-sentiment-ensemble: $(VENV)/.dev
 train-ner: $(VENV)/.dev
 	$(PY) -m training.train_ner --train=$(DATA)/conll2003/train.txt --valid=$(DATA)/conll2003/valid.txt --out=artifacts/ner $(RESUME)
 
-# Ours against FastAPI + torch and LitServe + torch over HTTP, model-only figures and a settings sweep; rewrites
-# docs/benchmarks.md and bench/results.json (under 10 minutes on 2 cores; run it on an otherwise idle machine).
+# Ours against FastAPI + torch, LitServe + torch and plain LitServe + onnxruntime (the tail, one server at a time)
+# over HTTP, model-only figures and a settings sweep; rewrites
+# docs/benchmarks.md and bench/results.json (about 12 minutes on 2 cores; run it on an otherwise idle machine).
 bench: $(VENV)/.dev
 	$(PY) -m bench.run
 

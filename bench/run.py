@@ -2,7 +2,7 @@
 + onnxruntime with the tail (bench/tail.py), sweep the server settings, and regenerate docs/benchmarks.md (and
 bench/results.json) from the numbers.
 
-    python -m bench.run                      # the full run, under 10 minutes on 2 cores
+    python -m bench.run                      # the full run, about 12 minutes on 2 cores
     python -m bench.run --seconds=1 --no-sweep --out=bench/quick.md   # a quick look
 """
 

@@ -22,8 +22,8 @@ worker (`taken` off the queue, `formed` when its batch is complete, the model ca
 the pipe). The last column is each stage's mean over the slowest 1 % of the requests: the stages where it is far
 above the mean are where the tail comes from.
 
-What the timeline showed (issue 18, 2 cores shared with a training run that could not be paused, so the absolute
-figures are low and noisy; ratios are within one window): at 32 clients the slowest 1 % of /sentiment requests
+What the timeline showed (issue 18, measured while other tests and benchmarks shared the 2 cores, so the
+absolute figures are low and noisy; ratios are within one window): at 32 clients the slowest 1 % of /sentiment requests
 spent most of their time in `queue_wait` and `reader_to_route` (the worker and the HTTP processes not running, not
 the model), and /ner's batches were full (16) with `encode_and_pipe_write` at 6 ms p50: every answer of a batch
 waited until all 16 were encoded. Changes, each measured with the others frozen (`bench/tail.py`'s method):
