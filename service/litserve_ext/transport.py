@@ -98,6 +98,14 @@ def _wake(ready: asyncio.Future[None]) -> None:
         ready.set_result(None)
 
 
+def stamp_read(message: Any) -> None:
+    """With the timeline on, an answer `(uid, (Timed, status, ...))` learns when it came off the pipe; any other
+    message (errors, pieces, the end of a stream, whatever a caller sends) passes untouched."""
+    body = message[1] if isinstance(message, tuple) and len(message) == 2 else None
+    if isinstance(body, tuple) and body and isinstance(body[0], Timed):
+        body[0].read_at = time.monotonic()
+
+
 class PipeTransport(MessageTransport):  # type: ignore[misc]  # litserve ships no type hints
     def __init__(self, consumers: int, ctx: SpawnContext) -> None:
         pipes = [ctx.Pipe(duplex=False) for _ in range(consumers)]
@@ -131,8 +139,7 @@ class PipeTransport(MessageTransport):  # type: ignore[misc]  # litserve ships n
             if data is None:
                 return None
             message = pickle.loads(data)
-            if isinstance(message, tuple) and isinstance(message[1][0], Timed):  # the timeline on: stamp the read
-                message[1][0].read_at = time.monotonic()
+            stamp_read(message)
             return message
         except Exception:
             logger.exception("reading an answer from the workers failed; reading on")
