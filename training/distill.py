@@ -1,6 +1,7 @@
-"""The student's side of distillation from a transfer set (training.transfer_set): rows and loss.
+"""The student's side of distillation: from a transfer set (training.transfer_set), its rows, loss and record; from
+a teacher artifact (`--teacher`), its record.
 
-Each training row's target is `[gold label or -1, teacher logit 0, teacher logit 1]` (NaN logits where the teacher
+Each transfer row's target is `[gold label or -1, teacher logit 0, teacher logit 1]` (NaN logits where the teacher
 never saw the text, e.g. whole IMDb reviews). The loss mixes the two signals as Tang et al. 2019 do:
 `(1 - w) * cross-entropy on the rows with a gold label + w * (MSE on the logits, or KL from the teacher's softmax)
 on the rows with teacher logits`.
@@ -19,12 +20,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from rnntext.encoders import SentimentEncoder
+from rnntext.manifest import Manifest
 from rnntext.vocab import UNK
 from training.data import LabeledText
 from training.transfer_set import MASK, RECORD_FILE, read_transfer
 
 log = logging.getLogger(__name__)
 NO_LOGITS = (float("nan"), float("nan"))
+TEACHER_MANIFEST = "teacher-manifest.json"
 
 
 def encode_masked(encoder: SentimentEncoder, text: str) -> np.ndarray:
@@ -129,4 +132,18 @@ def record_transfer(out: Path, directory: Path, weight: float, kind: str, split:
             if differences
             else ""
         )
+    )
+
+
+def record_teacher(out: Path, teacher: Path, weight: float) -> str:
+    """The teacher is not committed: copy its manifest (how it was made, its validation) next to the artifact; the
+    model card's section text, which says what the training targets were."""
+    shutil.copyfile(teacher / "manifest.json", out / TEACHER_MANIFEST)
+    t = Manifest.read(teacher)
+    metrics = ", ".join(f"{k} {v}" for k, v in t.metrics.items() if k.endswith("accuracy"))
+    return (
+        f"Training targets were {1 - weight:.0%} the gold label and {weight:.0%} the probabilities of the teacher "
+        f"{t.model_id} ({t.architecture.get('members', 1)}-member ensemble in one graph; validation: {metrics}), "
+        f"computed on the same texts cut to the same lengths. The teacher's manifest, with its command, is "
+        f"{TEACHER_MANIFEST}."
     )

@@ -21,36 +21,22 @@ import torch
 from torch import Tensor, nn
 
 from rnntext.encoders import NerEncoder, NerFeatures, pad
-from rnntext.manifest import IOSpec, TensorSpec
 from rnntext.tags import TagDecoder, allowed_transitions
 from rnntext.vocab import Vocab
-from training.artifacts import ArtifactSpec, write_artifact
+from training.artifacts import write_artifact
 from training.batching import bucketed, shard
 from training.config import RunConfig, knob, parse_config
 from training.crf import CRF
 from training.data import read_conll
-from training.export import Signature
 from training.loop import Distributed, FitResult, Schedule, fit, start_run
 from training.models import NerTagger
 from training.neighbour_lm import NeighbourLM, TaggerWithLM, class_table
-from training.ner_eval import CASINGS, ENTITY_TYPES, Casing, LogProbsOf, variant_scores, variant_table
+from training.ner_artifact import TAGS, artifact_spec
+from training.ner_eval import CASINGS, Casing, LogProbsOf, variant_scores
 from training.pretrained import initialise, vocabulary_words
 
 log = logging.getLogger("train_ner")
-TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-MISC", "I-MISC"]
 PAD_TAG = -100  # ignored by the token loss; the CRF masks padding by length
-
-
-SIGNATURE = Signature(
-    inputs=["words", "chars", "lengths"],
-    outputs=["log_probs"],
-    dynamic_axes={
-        "words": {0: "batch", 1: "time"},
-        "chars": {0: "batch", 1: "time", 2: "chars"},
-        "lengths": {0: "batch"},
-        "log_probs": {0: "batch", 1: "time"},
-    },
-)
 
 
 @dataclass
@@ -226,95 +212,8 @@ def export(
 ) -> None:
     model.eval()
     scores = variant_scores(torch_log_probs(model), encoder, decoder_of(model), valid)
-    rounded = {
-        v: {label: {k: round(x, 2) for k, x in s.items()} for label, s in by.items()} for v, by in scores.items()
-    }
-    given = scores["given"]
-    spec = ArtifactSpec(
-        task="ner",
-        tags=TAGS,
-        signature=SIGNATURE,
-        example=padded_case(2, 4, encoder),
-        parity_cases=[padded_case(batch, steps, encoder) for batch in (1, 7) for steps in (1, 5, 300)],
-        io=IOSpec(
-            inputs={
-                "words": TensorSpec(dtype="int64", shape=["batch", "time"]),
-                "chars": TensorSpec(dtype="int64", shape=["batch", "time", "chars"]),
-                "lengths": TensorSpec(dtype="int64", shape=["batch"]),
-            },
-            outputs={"log_probs": TensorSpec(dtype="float32", shape=["batch", "time", len(TAGS)])},
-        ),
-        vocab={**encoder.words.to_json(), "chars": encoder.chars.to_json()},
-        encoder={"max_word_chars": cfg.max_word_chars},
-        decoding=model.crf.export() if model.crf is not None else None,
-        architecture={
-            "pretrained": cfg.pretrained,
-            "cell": cfg.cell,
-            "word_embed": cfg.word_embed,
-            "char_embed": cfg.char_embed,
-            "char_filters": cfg.char_filters,
-            "hidden": cfg.hidden,
-            "layers": cfg.layers,
-            "bidirectional": True,
-            "decoding": "CRF transitions + constrained BIO Viterbi" if model.crf else "constrained BIO Viterbi",
-            "case_augmentation": f"{cfg.lower_share:.0%} lower-cased, {cfg.upper_share:.0%} upper-cased per epoch",
-            "auxiliary_lm": f"next/previous word, weight {cfg.lm_loss}, {cfg.lm_words} words"
-            if cfg.lm_loss
-            else "none",
-            "words": len(encoder.words),
-            "chars": len(encoder.chars),
-        },
-        metrics={
-            "valid_f1": rounded["given"]["overall"]["f1"],
-            "valid_f1_lower": rounded["lower"]["overall"]["f1"],
-            "valid_f1_upper": rounded["upper"]["overall"]["f1"],
-            "valid_f1_text": rounded["text"]["overall"]["f1"],
-            "valid_entity_scores": rounded["given"],
-            "valid_variant_scores": rounded,
-            "valid_sentences": len(valid),
-            "split": "CoNLL-2003 validation file (eng.testa)",
-        },
-        curves_metric="valid_f1_mean",
-        curves_title=f"{cfg.name}: CoNLL-2003 validation (mean over casings)",
-        summary="Word + character-CNN bidirectional LSTM tagger"
-        + (" with a CRF" if model.crf else "")
-        + " for PER, LOC, ORG and MISC; serves /ner."
-        + (
-            f" Trained beside a next/previous-word language-model loss (weight {cfg.lm_loss}, Rei 2017) on the "
-            "NER training text; that LM is not exported."
-            if cfg.lm_loss
-            else ""
-        ),
-        sections={
-            "Validation": "Entity-level F1 (exact match, conlleval) on CoNLL-2003's validation file, decoded as the "
-            "service decodes. Rows: the tokens as given, the same tokens lower-cased and upper-cased, and the "
-            "sentences detokenized into text and run through the service's tokenizer (scored on character spans, "
-            "overall only). Test F1 has run about 5 points below validation.\n\n" + variant_table(scores),
-            "Known weaknesses": "Word vectors start from all-MiniLM-L6-v2's (uncased) input embeddings; case "
-            "reaches the model through the character CNN, and training sees "
-            f"{cfg.lower_share:.0%} of sentences lower-cased and {cfg.upper_share:.0%} upper-cased, so it does not "
-            "depend on capitals. Trained on 1996-97 Reuters news: other genres and social media (WNUT-style) "
-            f"score markedly lower. The weakest type on validation is "
-            f"{min(ENTITY_TYPES, key=lambda t: given[t]['f1'] if t in given else 0.0)}.",
-        },
-        data=[Path(cfg.train), Path(cfg.valid)],
-    )
-    write_artifact(Path(cfg.out), model, spec, cfg, result)
+    write_artifact(Path(cfg.out), model, artifact_spec(cfg, model, encoder, scores, len(valid)), cfg, result)
     log.info("wrote %s (valid F1 %s)", cfg.out, {v: round(s["overall"]["f1"], 2) for v, s in scores.items()})
-
-
-def padded_case(batch: int, steps: int, encoder: NerEncoder) -> tuple[Tensor, Tensor, Tensor]:
-    """Random words and characters with random lengths (the first row full), padded as the service pads."""
-    generator = torch.Generator().manual_seed(batch * 1000 + steps)
-    lengths = torch.randint(1, steps + 1, (batch,), generator=generator)
-    lengths[0] = steps
-    words = torch.randint(2, len(encoder.words), (batch, steps), generator=generator)
-    chars = torch.randint(2, len(encoder.chars), (batch, steps, 6), generator=generator)
-    chars[:, :, 4:] = encoder.chars.pad_id  # words of 4 characters in a batch 6 wide
-    padding = torch.arange(steps).unsqueeze(0) >= lengths.unsqueeze(1)
-    words[padding] = encoder.words.pad_id
-    chars[padding] = encoder.chars.pad_id
-    return words, chars, lengths
 
 
 if __name__ == "__main__":

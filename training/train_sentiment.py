@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import random
-import shutil
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +21,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnntext.encoders import SentimentEncoder, pad
-from rnntext.manifest import IOSpec, Manifest, TensorSpec
 from rnntext.vocab import Vocab
-from training.artifacts import CARD_FILE, ArtifactSpec, write_artifact
+from training.artifacts import CARD_FILE, write_artifact
 from training.batching import bucketed, shard
 from training.behaviour import card_section as behaviour_section
 from training.behaviour import previous_report, run_suite
@@ -32,23 +30,14 @@ from training.calibration import calibrate, calibrated_probs, reliability_diagra
 from training.calibration import card_section as calibration_section
 from training.config import RunConfig, knob, parse_config
 from training.data import LabeledText, sentiment_splits
-from training.distill import record_transfer, transfer_loss, transfer_rows
+from training.distill import SPLIT_KNOBS, record_teacher, record_transfer, transfer_loss, transfer_rows
 from training.evaluate import artifact_sentiment_probs
-from training.export import Signature
 from training.loop import Distributed, FitResult, Schedule, fit, start_run
 from training.models import SentimentClassifier
 from training.pretrained import initialise, vocabulary_words
+from training.sentiment_artifact import LABELS, RELIABILITY_FILE, artifact_spec, kept_metrics
 
 log = logging.getLogger("train_sentiment")
-LABELS = ["negative", "positive"]
-RELIABILITY_FILE = "reliability.png"
-
-
-SIGNATURE = Signature(
-    inputs=["tokens", "lengths"],
-    outputs=["probs"],
-    dynamic_axes={"tokens": {0: "batch", 1: "time"}, "lengths": {0: "batch"}, "probs": {0: "batch"}},
-)
 
 
 @dataclass
@@ -257,132 +246,25 @@ def export(
         sections["Behaviour"] = behaviour_section(behaviour, score, previous_report(out))
     if cfg.calibrate:
         sections["Calibration"] = calibration_section(calibration, RELIABILITY_FILE)
-    confusion = [[int(((gold == g) & (probs.argmax(1) == p)).sum()) for p in range(2)] for g in range(2)]
-    best = (
-        next(row for row in result.history if row["epoch"] == result.best_epoch)
-        if result.best_epoch
-        else {
-            "epoch": 0,
-            **(result.averaged or {}),
-        }
-    )
-    imdb_metrics = {}
-    if "valid_imdb_accuracy" in best:
-        imdb_metrics = {
-            "valid_imdb_accuracy": round(best["valid_imdb_accuracy"], 2),
-            "valid_imdb_reviews": n_reviews,
-            "imdb_split": f"{cfg.imdb_valid_fraction:.0%} of IMDb train (seeded), never trained on",
-        }
-    wrong = [(r.text, r.label, p) for r, p in zip(valid_rows, probs, strict=True) if p.argmax() != r.label]
-    wrong.sort(key=lambda w: -w[2].max())
-    examples = "\n".join(
-        f'- "{t}": gold {LABELS[g]}, predicted {LABELS[int(p.argmax())]} ({p.max():.2f})' for t, g, p in wrong[:5]
-    )
-    spec = ArtifactSpec(
-        task="sentiment",
-        labels=LABELS,
-        signature=SIGNATURE,
-        example=padded_case(2, 4, len(vocab), vocab.pad_id),
-        parity_cases=[padded_case(batch, steps, len(vocab), vocab.pad_id) for batch in (1, 7) for steps in (1, 5, 300)],
-        io=IOSpec(
-            inputs={
-                "tokens": TensorSpec(dtype="int64", shape=["batch", "time"]),
-                "lengths": TensorSpec(dtype="int64", shape=["batch"]),
-            },
-            outputs={"probs": TensorSpec(dtype="float32", shape=["batch", len(LABELS)])},
-        ),
-        vocab=vocab.to_json(),
-        encoder={"max_tokens": cfg.max_tokens},
-        architecture={
-            "pretrained": cfg.pretrained,
-            "cell": cfg.cell,
-            "embed": cfg.embed,
-            "hidden": cfg.hidden,
-            "layers": cfg.layers,
-            "members": cfg.members,
-            "bidirectional": True,
-            "pooling": "mean+max",
-            "vocab": len(vocab),
-            "temperature": float(model.temperature),  # in the graph as a constant: rebuilders of the module need it
-        },
-        metrics={
-            "valid_accuracy": round(best["valid_accuracy"], 2),
-            "valid_loss": round(best["valid_loss"], 4),
-            "valid_sentences": len(valid),
-            "confusion_matrix": {"rows": "gold", "columns": "predicted", "labels": LABELS, "counts": confusion},
-            "split": f"{cfg.valid_fraction:.0%} of SST-2 train's full sentences, their phrases removed from training",
-            **imdb_metrics,
-            **({"calibration": calibration} if calibration else {}),
-            "behaviour": behaviour,
-        },
-        curves_metric="valid_accuracy",
-        curves_title=f"{cfg.name}: SST-2 sentences",
-        summary="Bidirectional LSTM sentence sentiment classifier (negative / positive); serves /sentiment.",
-        sections={
-            "Validation": f"Accuracy {best['valid_accuracy']:.2f} % on {len(valid)} held-out SST-2 training sentences "
-            "(full sentences, their phrases removed from training). Confusion (rows gold, columns predicted; "
-            f"negative, positive): {confusion}. "
-            + (
-                f"Accuracy {imdb_metrics['valid_imdb_accuracy']:.2f} % on {n_reviews} held-out IMDb training reviews. "
-                if imdb_metrics
-                else ""
-            )
-            + "The judges are SST-2 dev and IMDb test, which are not in our data.",
-            "Known weaknesses": f"Reviews longer than {cfg.max_tokens} words keep only their first and last "
-            f"{cfg.max_tokens // 2} words"
-            + (f" (training saw at most {cfg.train_max_tokens})" if imdb_metrics else "; trained on sentences only")
-            + ". Most confident mistakes on SST-2 validation sentences:\n"
-            + examples,
-            **sections,
-        },
-        data=[Path(p) for p in (cfg.data, cfg.imdb) if p],
-    )
+    best = kept_metrics(result)
+    spec = artifact_spec(
+        cfg, vocab, temperature=float(model.temperature), best=best, valid_rows=valid_rows, gold=gold, probs=probs,
+        n_reviews=n_reviews, calibration=calibration, behaviour=behaviour, sections=sections,
+    )  # fmt: skip
     write_artifact(out, model, spec, cfg, result)
     if cfg.calibrate:
         curves = {"before": raw, f"T = {calibration['temperature']:.2f}": probs.astype(np.float64)}
         reliability_diagram(curves, gold, out / RELIABILITY_FILE, f"{cfg.name}: SST-2 validation sentences")
+    distillation = ""  # --teacher and --transfer exclude each other (main): at most one section
     if cfg.teacher:
-        record_teacher(out, Path(cfg.teacher), cfg.distill_weight)
+        distillation = record_teacher(out, Path(cfg.teacher), cfg.distill_weight)
     if cfg.transfer:
-        split = {k: getattr(cfg, k) for k in ("valid_fraction", "imdb_valid_fraction", "seed", "max_rows")}
-        section = record_transfer(out, Path(cfg.transfer), cfg.distill_weight, cfg.distill_loss, split)
+        split = {k: getattr(cfg, k) for k in SPLIT_KNOBS}
+        distillation = record_transfer(out, Path(cfg.transfer), cfg.distill_weight, cfg.distill_loss, split)
+    if distillation:
         card = out / CARD_FILE
-        card.write_text(card.read_text() + "\n## Distillation\n" + section + "\n")
-    log.info("wrote %s (%s)", out, _fmt_accuracy(best))
-
-
-TEACHER_MANIFEST = "teacher-manifest.json"
-
-
-def record_teacher(out: Path, teacher: Path, weight: float) -> None:
-    """The teacher is not committed: its manifest (how it was made, its validation) travels with the artifact, and
-    the model card says what the training targets were."""
-    shutil.copyfile(teacher / "manifest.json", out / TEACHER_MANIFEST)
-    t = Manifest.read(teacher)
-    metrics = ", ".join(f"{k} {v}" for k, v in t.metrics.items() if k.endswith("accuracy"))
-    card = out / CARD_FILE
-    card.write_text(
-        card.read_text()
-        + "\n## Distillation\n"
-        + f"Training targets were {1 - weight:.0%} the gold label and {weight:.0%} the probabilities of the teacher "
-        f"{t.model_id} ({t.architecture.get('members', 1)}-member ensemble in one graph; validation: {metrics}), "
-        f"computed on the same texts cut to the same lengths. The teacher's manifest, with its command, is "
-        f"{TEACHER_MANIFEST}.\n"
-    )
-
-
-def _fmt_accuracy(row: dict[str, float]) -> str:
-    return ", ".join(f"{k} {v:.2f}" for k, v in row.items() if k.endswith("accuracy"))
-
-
-def padded_case(batch: int, steps: int, vocab: int, pad_id: int) -> tuple[Tensor, Tensor]:
-    """Random ids with random lengths (the first row full), padded: parity must hold on padding too."""
-    generator = torch.Generator().manual_seed(batch * 1000 + steps)
-    lengths = torch.randint(1, steps + 1, (batch,), generator=generator)
-    lengths[0] = steps
-    tokens = torch.randint(2, vocab, (batch, steps), generator=generator)
-    tokens[torch.arange(steps).unsqueeze(0) >= lengths.unsqueeze(1)] = pad_id
-    return tokens, lengths
+        card.write_text(card.read_text() + "\n## Distillation\n" + distillation + "\n")
+    log.info("wrote %s (%s)", out, ", ".join(f"{k} {v:.2f}" for k, v in best.items() if k.endswith("accuracy")))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from rnntext.vocab import UNK, Vocab
-from training import train_charlm, train_ner, train_sentiment
+from training import ner_artifact, sentiment_artifact, train_charlm
 from training.export import ParityError, Signature, check_parity, export_onnx, write_checked
 from training.models import CharLM, NerTagger, SentimentClassifier
 
@@ -74,11 +74,11 @@ def test_charlm_greedy_ids_and_text_match(charlm: tuple[CharLM, Vocab, bytes]) -
 def test_sentiment_parity_and_padding(cell: str) -> None:
     torch.manual_seed(2)
     model = SentimentClassifier(50, 8, 16, 2, 0.0, 2, cell, pad_id=0).eval()
-    onnx_bytes = export_onnx(model, train_sentiment.padded_case(2, 4, 50, 0), train_sentiment.SIGNATURE)
-    cases = [train_sentiment.padded_case(b, t, 50, 0) for b, t in SHAPES]
-    assert check_parity(model, onnx_bytes, train_sentiment.SIGNATURE, cases, atol=1e-5).max_abs_diff < 1e-5
+    onnx_bytes = export_onnx(model, sentiment_artifact.padded_case(2, 4, 50, 0), sentiment_artifact.SIGNATURE)
+    cases = [sentiment_artifact.padded_case(b, t, 50, 0) for b, t in SHAPES]
+    assert check_parity(model, onnx_bytes, sentiment_artifact.SIGNATURE, cases, atol=1e-5).max_abs_diff < 1e-5
     # A padded batch gives each row the answer it gets alone: the backward direction starts at its own end.
-    tokens, lengths = train_sentiment.padded_case(7, 40, 50, 0)
+    tokens, lengths = sentiment_artifact.padded_case(7, 40, 50, 0)
     sess = session(onnx_bytes)
     (batched,) = sess.run(None, {"tokens": tokens.numpy(), "lengths": lengths.numpy()})
     for i, n in enumerate(lengths.tolist()):
@@ -91,10 +91,10 @@ def test_ner_parity_and_padding(cell: str) -> None:
     torch.manual_seed(3)
     encoder = _ner_encoder()
     model = NerTagger(len(encoder.words), len(encoder.chars), 8, 4, 6, 16, 1, 0.0, 9, cell, 0, 0).eval()
-    onnx_bytes = export_onnx(model, train_ner.padded_case(2, 4, encoder), train_ner.SIGNATURE)
-    cases = [train_ner.padded_case(b, t, encoder) for b, t in SHAPES]
-    assert check_parity(model, onnx_bytes, train_ner.SIGNATURE, cases, atol=1e-5).max_abs_diff < 1e-5
-    words, chars, lengths = train_ner.padded_case(7, 30, encoder)
+    onnx_bytes = export_onnx(model, ner_artifact.padded_case(2, 4, encoder), ner_artifact.SIGNATURE)
+    cases = [ner_artifact.padded_case(b, t, encoder) for b, t in SHAPES]
+    assert check_parity(model, onnx_bytes, ner_artifact.SIGNATURE, cases, atol=1e-5).max_abs_diff < 1e-5
+    words, chars, lengths = ner_artifact.padded_case(7, 30, encoder)
     sess = session(onnx_bytes)
     (batched,) = sess.run(None, {"words": words.numpy(), "chars": chars.numpy(), "lengths": lengths.numpy()})
     for i, n in enumerate(lengths.tolist()):
@@ -111,20 +111,20 @@ def test_export_refuses_to_write_a_graph_that_disagrees(tmp_path: Path) -> None:
     """A graph whose time axis is frozen passes at the example shape and must fail everywhere else."""
     torch.manual_seed(4)
     model = SentimentClassifier(30, 4, 8, 1, 0.0, 2, "torch-lstm", pad_id=0).eval()
-    frozen = Signature(train_sentiment.SIGNATURE.inputs, train_sentiment.SIGNATURE.outputs, dynamic_axes={})
-    example = train_sentiment.padded_case(2, 4, 30, 0)
+    frozen = Signature(sentiment_artifact.SIGNATURE.inputs, sentiment_artifact.SIGNATURE.outputs, dynamic_axes={})
+    example = sentiment_artifact.padded_case(2, 4, 30, 0)
     with pytest.raises((ParityError, Exception)) as err:
-        write_checked(tmp_path / "model.onnx", model, example, frozen, [train_sentiment.padded_case(7, 5, 30, 0)])
+        write_checked(tmp_path / "model.onnx", model, example, frozen, [sentiment_artifact.padded_case(7, 5, 30, 0)])
     assert not (tmp_path / "model.onnx").exists(), f"an artifact was written despite {err.value}"
 
 
 def test_parity_error_names_output_and_difference() -> None:
     model = SentimentClassifier(30, 4, 8, 1, 0.0, 2, "torch-lstm", pad_id=0).eval()
-    onnx_bytes = export_onnx(model, train_sentiment.padded_case(2, 4, 30, 0), train_sentiment.SIGNATURE)
+    onnx_bytes = export_onnx(model, sentiment_artifact.padded_case(2, 4, 30, 0), sentiment_artifact.SIGNATURE)
     with torch.no_grad():
         model.members[0].head.bias[0] += 1.0  # the PyTorch model drifts after export
     with pytest.raises(ParityError, match=r"output 'probs' .* max abs diff"):
-        check_parity(model, onnx_bytes, train_sentiment.SIGNATURE, [train_sentiment.padded_case(1, 5, 30, 0)])
+        check_parity(model, onnx_bytes, sentiment_artifact.SIGNATURE, [sentiment_artifact.padded_case(1, 5, 30, 0)])
 
 
 def _ner_encoder():  # type: ignore[no-untyped-def]

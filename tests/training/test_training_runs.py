@@ -17,7 +17,7 @@ import torch
 
 from rnntext.artifact import load_encoder
 from rnntext.manifest import Manifest, file_sha256
-from training import train_charlm, train_ner, train_sentiment
+from training import sentiment_artifact, train_charlm, train_ner, train_sentiment
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -96,7 +96,7 @@ def test_sentiment_short_run_learns_and_exports(data_dir: Path, tmp_path: Path) 
     rebuilt, _, _ = load_torch(out)
     assert float(rebuilt.temperature) == manifest.architecture["temperature"]
     assert abs(manifest.architecture["temperature"] - calib["temperature"]) < 1e-4
-    tokens, lengths = train_sentiment.padded_case(3, 9, manifest.architecture["vocab"], 0)
+    tokens, lengths = sentiment_artifact.padded_case(3, 9, manifest.architecture["vocab"], 0)
     session = ort.InferenceSession(str(out / manifest.model_file), providers=["CPUExecutionProvider"])
     (probs,) = session.run(None, {"tokens": tokens.numpy(), "lengths": lengths.numpy()})
     with torch.no_grad():
@@ -114,7 +114,7 @@ def test_ensemble_teacher_then_distilled_student(data_dir: Path, tmp_path: Path)
     assert manifest.architecture["members"] == 2
     session = ort.InferenceSession(str(teacher / manifest.model_file), providers=["CPUExecutionProvider"])
     assert sum(n.op_type == "LSTM" for n in _graph_nodes(teacher)) == 2  # one per member
-    tokens, lengths = train_sentiment.padded_case(3, 6, manifest.architecture["vocab"], 0)
+    tokens, lengths = sentiment_artifact.padded_case(3, 6, manifest.architecture["vocab"], 0)
     (probs,) = session.run(None, {"tokens": tokens.numpy(), "lengths": lengths.numpy()})
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
 
