@@ -33,7 +33,7 @@ test: $(VENV)/.dev
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check rnntext service training tests bench examples deploy
 	$(VENV)/bin/ruff format --check rnntext service training tests bench examples deploy
-	$(VENV)/bin/mypy --strict rnntext service deploy/image/check.py
+	$(VENV)/bin/mypy --strict rnntext service deploy/image/
 
 # The serving image as rnnserve:<version>: docker build where a Docker engine runs, else buildah (as root) on a
 # stand-in for python:3.11-slim that debootstrap makes once (deploy/image/; 1.5-2.5 min once, then about 1 min a build).
