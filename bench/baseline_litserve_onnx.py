@@ -23,10 +23,9 @@ import numpy as np
 import onnxruntime as ort
 
 from rnntext.artifact import load_encoder
-from rnntext.encoders import NerEncoder, SentimentEncoder, pad
+from rnntext.encoders import NerEncoder, SentimentEncoder
 from rnntext.manifest import Manifest
 from rnntext.tags import TagDecoder
-from rnntext.tokenize import join_tokens
 from service.schemas import NerRequest, SentimentRequest
 from service.settings import DEFAULT_ARTIFACTS
 from service.tasks import ner, sentiment
@@ -61,11 +60,10 @@ class SentimentOnnxAPI(OnnxAPI):
         self.pad_id = self.encoder.vocab.pad_id or 0
 
     def decode_request(self, request: SentimentRequest) -> SentimentInput:
-        return SentimentInput([self.encoder.encode(t) for t in request.all_texts()], request.text is not None)
+        return sentiment.encode_request(self.encoder, request)
 
     def batch(self, inputs: list[SentimentInput]) -> SentimentBatch:
-        tokens, lengths = pad([ids for item in inputs for ids in item.ids], self.pad_id)
-        return SentimentBatch(tokens, lengths, [len(i.ids) for i in inputs], [i.single for i in inputs])
+        return sentiment.batch(inputs, self.pad_id)
 
     def predict(self, batch: SentimentBatch) -> tuple[Any, SentimentBatch]:
         (probs,) = self.session.run(None, {"tokens": batch.tokens, "lengths": batch.lengths})
@@ -88,15 +86,10 @@ class NerOnnxAPI(OnnxAPI):
         self.decoder = TagDecoder.for_tags(self.tags, self.manifest.decoding)
 
     def decode_request(self, request: NerRequest) -> NerInput:
-        if request.tokens is not None:
-            text, tokens = join_tokens(request.tokens)
-        else:
-            text, tokens = request.text or "", self.encoder.tokenize(request.text or "")
-        return NerInput(text, tokens, self.encoder.encode([t.text for t in tokens]))
+        return ner.encode_request(self.encoder, request)
 
     def batch(self, inputs: list[NerInput]) -> NerBatch:
-        words, chars, lengths = self.encoder.pad_batch([i.features for i in inputs])
-        return NerBatch(words, chars, lengths, inputs)
+        return ner.batch(self.encoder, inputs)
 
     def predict(self, batch: NerBatch) -> tuple[Any, NerBatch]:
         (log_probs,) = self.session.run(None, {"words": batch.words, "chars": batch.chars, "lengths": batch.lengths})

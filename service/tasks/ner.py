@@ -54,15 +54,10 @@ class NerModel:
         self.output_name = next(iter(model.manifest.io.outputs))
 
     def encode_request(self, request: NerRequest) -> NerInput:
-        if request.tokens is not None:
-            text, tokens = join_tokens(request.tokens)
-        else:
-            text, tokens = request.text or "", self.encoder.tokenize(request.text or "")
-        return NerInput(text, tokens, self.encoder.encode([t.text for t in tokens]))
+        return encode_request(self.encoder, request)
 
     def batch(self, inputs: list[NerInput]) -> NerBatch:
-        words, chars, lengths = self.encoder.pad_batch([i.features for i in inputs])
-        return NerBatch(words, chars, lengths, inputs)
+        return batch(self.encoder, inputs)
 
     def predict(self, batch: NerBatch) -> FloatArray:
         feeds = {"words": batch.words, "chars": batch.chars, "lengths": batch.lengths}
@@ -73,12 +68,26 @@ class NerModel:
         check_width(self.model, log_probs, self.tags, "tags")
 
 
-def unbatch(log_probs: FloatArray, batch: NerBatch, decoder: TagDecoder) -> list[NerOutput]:
+def encode_request(encoder: NerEncoder, request: NerRequest) -> NerInput:
+    """The request's tokens (given, or the text's with their offsets) and their features."""
+    if request.tokens is not None:
+        text, tokens = join_tokens(request.tokens)
+    else:
+        text, tokens = request.text or "", encoder.tokenize(request.text or "")
+    return NerInput(text, tokens, encoder.encode([t.text for t in tokens]))
+
+
+def batch(encoder: NerEncoder, inputs: list[NerInput]) -> NerBatch:
+    words, chars, lengths = encoder.pad_batch([i.features for i in inputs])
+    return NerBatch(words, chars, lengths, inputs)
+
+
+def unbatch(log_probs: FloatArray, padded: NerBatch, decoder: TagDecoder) -> list[NerOutput]:
     """Per request: its log-probabilities and its tags, decoded for the whole batch at once."""
-    paths = decoder.decode_batch(log_probs, batch.lengths)
+    paths = decoder.decode_batch(log_probs, padded.lengths)
     return [
         NerOutput(item, log_probs[i, : len(item.tokens)], path)
-        for i, (item, path) in enumerate(zip(batch.inputs, paths, strict=True))
+        for i, (item, path) in enumerate(zip(padded.inputs, paths, strict=True))
     ]
 
 

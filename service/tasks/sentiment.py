@@ -48,11 +48,10 @@ class SentimentModel:
         self.output_name = next(iter(model.manifest.io.outputs))
 
     def encode_request(self, request: SentimentRequest) -> SentimentInput:
-        return SentimentInput([self.encoder.encode(t) for t in request.all_texts()], request.text is not None)
+        return encode_request(self.encoder, request)
 
     def batch(self, inputs: list[SentimentInput]) -> SentimentBatch:
-        tokens, lengths = pad([ids for item in inputs for ids in item.ids], self.pad_id)
-        return SentimentBatch(tokens, lengths, [len(i.ids) for i in inputs], [i.single for i in inputs])
+        return batch(inputs, self.pad_id)
 
     def predict(self, batch: SentimentBatch) -> FloatArray:
         feeds = {"tokens": batch.tokens, "lengths": batch.lengths}
@@ -63,9 +62,19 @@ class SentimentModel:
         check_width(self.model, probs, self.labels, "labels")
 
 
-def unbatch(probs: FloatArray, batch: SentimentBatch) -> list[SentimentOutput]:
-    bounds = np.cumsum([0, *batch.counts])
-    return [SentimentOutput(probs[a:b], s) for a, b, s in zip(bounds[:-1], bounds[1:], batch.singles, strict=True)]
+def encode_request(encoder: SentimentEncoder, request: SentimentRequest) -> SentimentInput:
+    return SentimentInput([encoder.encode(t) for t in request.all_texts()], request.text is not None)
+
+
+def batch(inputs: list[SentimentInput], pad_id: int) -> SentimentBatch:
+    """Every text of every request in one padded batch; `counts` say which rows are whose."""
+    tokens, lengths = pad([ids for item in inputs for ids in item.ids], pad_id)
+    return SentimentBatch(tokens, lengths, [len(i.ids) for i in inputs], [i.single for i in inputs])
+
+
+def unbatch(probs: FloatArray, padded: SentimentBatch) -> list[SentimentOutput]:
+    bounds = np.cumsum([0, *padded.counts])
+    return [SentimentOutput(probs[a:b], s) for a, b, s in zip(bounds[:-1], bounds[1:], padded.singles, strict=True)]
 
 
 def response(output: SentimentOutput, labels: list[str], model_id: str) -> SentimentResponse | SentimentBatchResponse:
