@@ -118,7 +118,7 @@ def _percentiles(latencies: list[float]) -> tuple[float, float, float]:
     return float(p[0]), float(p[1]), float(p[2])
 
 
-async def request_load(
+async def closed_loop(
     host: str,
     port: int,
     path: str,
@@ -127,15 +127,16 @@ async def request_load(
     duration: float,
     warmup: float = 0.5,
     max_requests: int = 1_000_000,
-    server_pids: Sequence[int] = (),
-) -> RequestPoint:
-    """`clients` closed-loop clients, each sending the next payload as soon as its previous answer arrived."""
+    at_warmup: Callable[[], None] | None = None,
+) -> tuple[list[float], int, float]:
+    """`clients` closed-loop clients, each sending the next payload as soon as its previous answer arrived.
+    Returns the latencies (s) of the 200s that started after `warmup` and ended inside the window, the errors
+    there, and the measured seconds; `at_warmup` runs when the window opens."""
     latencies: list[float] = []
     errors = 0
     sent = 0  # every request, warm-up included: bounded by max_requests
     start = time.perf_counter()
     measure_from, end = start + warmup, start + warmup + duration
-    clock = CpuClock(server_pids)
 
     async def client(offset: int) -> None:
         nonlocal errors, sent
@@ -162,12 +163,31 @@ async def request_load(
         finally:
             conn.close()
 
-    async def reset_clock() -> None:
+    async def window_opens() -> None:
         await asyncio.sleep(warmup)
-        clock.reset()
+        if at_warmup is not None:
+            at_warmup()
 
-    await asyncio.gather(reset_clock(), *(client(k) for k in range(clients)))
-    seconds = min(time.perf_counter(), end) - measure_from
+    await asyncio.gather(window_opens(), *(client(k) for k in range(clients)))
+    return latencies, errors, min(time.perf_counter(), end) - measure_from
+
+
+async def request_load(
+    host: str,
+    port: int,
+    path: str,
+    payloads: Sequence[bytes],
+    clients: int,
+    duration: float,
+    warmup: float = 0.5,
+    max_requests: int = 1_000_000,
+    server_pids: Sequence[int] = (),
+) -> RequestPoint:
+    """`closed_loop`'s figures with the CPU shares of the load generator, the server and the rest."""
+    clock = CpuClock(server_pids)
+    latencies, errors, seconds = await closed_loop(
+        host, port, path, payloads, clients, duration, warmup, max_requests, at_warmup=clock.reset
+    )
     loadgen, server, busiest = clock.shares()
     other = max(0.0, clock.machine_cores() - loadgen - server)
     p50, p95, p99 = _percentiles(latencies)

@@ -10,7 +10,6 @@ Rounds alternate which server goes first. `python -m bench.tail --seconds=2 --ro
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
@@ -44,43 +43,10 @@ def signal_tree(server: servers.Running, sig: signal.Signals) -> None:
             os.kill(pid, sig)
 
 
-async def closed_loop(
-    port: int, path: str, payloads: Sequence[bytes], clients: int, seconds: float, warmup: float
-) -> tuple[list[float], int, float]:
-    """`clients` closed-loop clients (loadgen's connections); latencies of the 200s that started after `warmup` and
-    ended inside the window, the errors, the measured seconds."""
-    latencies: list[float] = []
-    errors = 0
-    start = time.perf_counter()
-    measure_from, end = start + warmup, start + warmup + seconds
-
-    async def client(offset: int) -> None:
-        nonlocal errors
-        conn, i = loadgen.Connection(HOST, port), offset
-        try:
-            while (t0 := time.perf_counter()) < end:
-                try:
-                    status, _ = await conn.post(path, payloads[i % len(payloads)])
-                except (OSError, asyncio.IncompleteReadError, ValueError):
-                    status = 0
-                    conn.close()
-                t1, i = time.perf_counter(), i + clients
-                if t0 >= measure_from and t1 <= end:
-                    if status == 200:
-                        latencies.append(t1 - t0)
-                    else:
-                        errors += 1
-        finally:
-            conn.close()
-
-    await asyncio.gather(*(client(k) for k in range(clients)))
-    return latencies, errors, min(time.perf_counter(), end) - measure_from
-
-
 def point(
     port: int, path: str, payloads: Sequence[bytes], clients: int, seconds: float, kind: str = OURS, round_: int = 0
 ) -> TailPoint:
-    window = closed_loop(port, path, payloads, clients, seconds, 0.5)
+    window = loadgen.closed_loop(HOST, port, path, payloads, clients, seconds, 0.5)
     latencies, errors, measured = cast(tuple[list[float], int, float], loadgen.run(window))
     ms = np.array(latencies or [float("nan")]) * 1000
     p50, p95, p99, p999 = (float(x) for x in np.percentile(ms, [50, 95, 99, 99.9]))
