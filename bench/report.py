@@ -1,7 +1,7 @@
 """docs/benchmarks.md from bench/results.json: every figure is computed from the measurements, none typed in.
 
     python -m bench.report                                  # bench/results.json -> docs/benchmarks.md
-    python -m bench.report bench/results.json --out=/tmp/benchmarks.md
+    python -m bench.report bench/results.json --out=runs/benchmarks.md
 
 The report is `SECTIONS` in order: a heading and a function of the results; a section whose function returns ""
 is left out with its heading (a measurement this run did not make). Adding a section is one line there.

@@ -14,13 +14,12 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from bench import model_only, report, tail
+from bench import model_only, report, servers, tail
 from bench.cpu import process_cpu_each
 from bench.kinds import KINDS, OURS
 from bench.payloads import FIRST_CHAR_TOKENS, TEMPERATURE, bodies
@@ -153,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--servers", default=",".join(k.name for k in KINDS), help="kinds from bench/kinds.py")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md")
     parser.add_argument("--json", type=Path, default=REPO / "bench" / "results.json")
-    parser.add_argument("--logs", type=Path, default=Path(tempfile.gettempdir()) / "rnnserve-bench-logs")
+    parser.add_argument("--logs", type=Path, default=servers.LOGS)
     args = parser.parse_args(argv)
 
     started = time.perf_counter()

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from bench.kinds import KINDS, PLAIN_LITSERVE
 from bench.results import Memory, ProcessMemory
 
 REPO = Path(__file__).resolve().parents[1]
+LOGS = Path(tempfile.gettempdir()) / "rnnserve-bench-logs"  # each started server's output (--logs)
 
 COMMANDS = {k.name: [sys.executable, "-m", k.module] for k in (*KINDS, PLAIN_LITSERVE)}
 HEALTH_POLL_S = 0.02  # start-up time: process start -> first 200 from /health, polled this often

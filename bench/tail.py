@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
-    parser.add_argument("--logs", type=Path, default=Path("/tmp/rnnserve-bench-logs"))
+    parser.add_argument("--logs", type=Path, default=servers.LOGS)
     args = parser.parse_args(argv)
     result = measure({}, bodies(), args.seconds, args.rounds, args.logs)
     from bench import targets
