@@ -69,10 +69,10 @@ train-charlm: $(VENV)/.dev
 # rows, 20 augmented draws of each as Tang et al. 2019, IMDb sentences) labelled with its logits -> the served
 # BiLSTM learns gold labels + teacher logits, then a temperature is fitted and folded into the graph. Each step shows
 # progress bars; runs/sentiment-distill/steps.json records each one's command and seconds; a step already done is
-# skipped. NOT YET RUN IN FULL: estimated 7-8 h on the 2-core CPU (teacher ~70 min for 3 epochs at the 1.4 steps/s
-# measured on a slice; labelling ~1M texts at 70-350 texts/s, 2-3 h; student ~4 h for 6 epochs over ~1M rows), about
-# 4 h with a GPU (DEVICE=cuda: teacher and labelling in minutes; the student trains on CPU). On a 4,000-row slice it
-# ran in 11 min: see docs/distillation.md. Until it has run, the committed 1.2.0 comes from train-sentiment-ensemble.
+# skipped. NOT YET RUN IN FULL: a session-sized run (2 epochs, 5 copies, 50,000 IMDb sentences, --threads=2) took 72 min
+# on the 2-core CPU (teacher 26 min at 2.3 steps/s, labelling 294k texts at 345 texts/s, student 32 min); this full
+# size (3 epochs, 20 copies, ~1M texts) needs about 3 h more for labelling and 3-4 h for the student. The committed
+# 1.2.0 comes from train-sentiment-ensemble; docs/distillation.md has the figures.
 DEVICE ?= auto
 train-sentiment: $(VENV)/.dev
 	$(PY) -m training.pipeline_sentiment --data=$(DATA)/sst2/train.tsv --imdb=$(DATA)/imdb/train.tsv \
