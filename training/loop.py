@@ -79,6 +79,7 @@ class Schedule:
     warmup_steps: int = 100
     patience: int | None = None  # stop after this many epochs without improvement
     average_last: int = 0  # also try the mean weights of the last N epochs (0: don't)
+    bf16: bool = False  # forward pass under bfloat16 autocast; weights, optimiser state and evaluation stay float32
 
 
 def fit(
@@ -105,6 +106,7 @@ def fit(
     dist = dist or Distributed()
     trained = nn.parallel.DistributedDataParallel(model) if dist.world > 1 else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=schedule.lr, weight_decay=schedule.weight_decay)
+    device = next(model.parameters()).device.type
     total = max(1, schedule.epochs * steps_per_epoch)
     warmup = min(schedule.warmup_steps, total // 10 + 1)  # short runs (tests) still reach the peak rate
 
@@ -140,7 +142,8 @@ def fit(
         losses = []
         bar = tqdm(batches(epoch, dist), total=steps_per_epoch, desc=f"epoch {epoch + 1}", disable=not dist.is_main)
         for batch in bar:
-            loss = loss_of(trained, batch)
+            with torch.autocast(device, dtype=torch.bfloat16, enabled=schedule.bf16):
+                loss = loss_of(trained, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), schedule.clip)

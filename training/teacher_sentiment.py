@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
         return metrics
 
     steps = -(-len(train_ids) // cfg.batch_size)
-    schedule = Schedule(cfg.epochs, cfg.lr, cfg.weight_decay, cfg.clip, warmup_steps=cfg.warmup_steps)
+    schedule = Schedule(cfg.epochs, cfg.lr, cfg.weight_decay, cfg.clip, warmup_steps=cfg.warmup_steps, bf16=cfg.bf16)
     checkpoint = Path(cfg.runs) / "sentiment-teacher"
     result = fit(
         model, batches, loss_of, evaluate, "valid_accuracy", schedule, steps, checkpoint=checkpoint, resume=cfg.resume

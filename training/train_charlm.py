@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
         loss = stream_loss(model, valid_ids, streams=8)
         return {"valid_loss": loss, "valid_bits_per_char": loss / math.log(2)}
 
-    schedule = Schedule(cfg.epochs, cfg.lr, cfg.weight_decay, cfg.clip, average_last=cfg.average_last)
+    schedule = Schedule(cfg.epochs, cfg.lr, cfg.weight_decay, cfg.clip, average_last=cfg.average_last, bf16=cfg.bf16)
     result = fit(
         model,
         batches,

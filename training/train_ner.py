@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
         return {"valid_f1": f1["valid_f1_given"], **f1, "valid_f1_mean": float(np.mean(list(f1.values())))}
 
     # Chosen on the mean over the casings: the aim is a tagger that holds up on all of them.
-    schedule = Schedule(cfg.epochs, cfg.lr, cfg.weight_decay, cfg.clip, average_last=cfg.average_last)
+    schedule = Schedule(cfg.epochs, cfg.lr, cfg.weight_decay, cfg.clip, average_last=cfg.average_last, bf16=cfg.bf16)
     result = fit(
         trained,
         batches,

@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
             metrics["valid_mean_accuracy"] = (metrics["valid_accuracy"] + metrics["valid_imdb_accuracy"]) / 2
         return metrics
 
-    schedule = Schedule(cfg.epochs, cfg.lr, cfg.weight_decay, cfg.clip, average_last=cfg.average_last)
+    schedule = Schedule(cfg.epochs, cfg.lr, cfg.weight_decay, cfg.clip, average_last=cfg.average_last, bf16=cfg.bf16)
     result = fit(
         model,
         batches,
