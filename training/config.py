@@ -82,9 +82,18 @@ class RunConfig:
     average_last: int = knob(0, "also try the mean of the last N epochs' weights; kept if it validates better")
     resume: bool = knob(False, "continue from the run's last checkpoint (saved after every epoch)")
     threads: int = knob(1, "torch CPU threads")
-    bf16: bool = knob(
-        False, "train under bfloat16 autocast (about 1.7x faster on CPUs with AMX); evaluation and export stay float32"
-    )
     seed: int = knob(1337, "random seed")
     name: str = knob("model", "model name in the manifest")
     version: str = knob("1.0.0", "model version in the manifest")
+
+
+@dataclasses.dataclass
+class ModelRunConfig(RunConfig):
+    """Knobs of the trainers of the served models (CPU runs): RunConfig's and the training forward pass's precision.
+    (The teacher, which may run on a GPU, has its own `precision` with an "auto".)"""
+
+    bf16: bool = knob(
+        False,
+        "train under bfloat16 autocast: 1.7x faster where the CPU has AMX units (Xeon Sapphire Rapids), far slower "
+        "where it has none (10x on a 2-core EPYC); weights, optimiser, evaluation and export stay float32",
+    )

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from rnntext.manifest import IOSpec, TensorSpec
 from rnntext.vocab import UNK, Vocab
 from training.artifacts import ArtifactSpec, write_artifact
-from training.config import RunConfig, knob, parse_config
+from training.config import ModelRunConfig, knob, parse_config
 from training.data import read_text
 from training.export import Signature
 from training.loop import Distributed, FitResult, Schedule, fit, start_run
@@ -44,7 +44,7 @@ SAMPLE_PROMPT, SAMPLE_TEMPERATURES = "ROMEO:", (0.7, 1.0)
 
 
 @dataclass
-class TrainConfig(RunConfig):
+class TrainConfig(ModelRunConfig):
     """Character LM (embedding + LSTM) on Tiny Shakespeare."""
 
     script = "training.train_charlm"

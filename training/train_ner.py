@@ -25,7 +25,7 @@ from rnntext.tags import TagDecoder, allowed_transitions
 from rnntext.vocab import Vocab
 from training.artifacts import write_artifact
 from training.batching import bucketed, shard
-from training.config import RunConfig, knob, parse_config
+from training.config import ModelRunConfig, knob, parse_config
 from training.crf import CRF
 from training.data import read_conll
 from training.loop import Distributed, FitResult, Schedule, fit, start_run
@@ -40,7 +40,7 @@ PAD_TAG = -100  # ignored by the token loss; the CRF masks padding by length
 
 
 @dataclass
-class TrainConfig(RunConfig):
+class TrainConfig(ModelRunConfig):
     """NER tagger (word embedding + character CNN + bidirectional LSTM, optional CRF) on CoNLL-2003 English."""
 
     script = "training.train_ner"

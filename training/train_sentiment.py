@@ -28,7 +28,7 @@ from training.behaviour import card_section as behaviour_section
 from training.behaviour import previous_report, run_suite
 from training.calibration import calibrate, calibrated_probs, reliability_diagram
 from training.calibration import card_section as calibration_section
-from training.config import RunConfig, knob, parse_config
+from training.config import ModelRunConfig, knob, parse_config
 from training.data import LabeledText, sentiment_splits
 from training.distill import SPLIT_KNOBS, record_teacher, record_transfer, transfer_loss, transfer_rows
 from training.evaluate import artifact_sentiment_probs
@@ -41,7 +41,7 @@ log = logging.getLogger("train_sentiment")
 
 
 @dataclass
-class TrainConfig(RunConfig):
+class TrainConfig(ModelRunConfig):
     """Sentence sentiment (embedding + bidirectional LSTM) on SST-2."""
 
     script = "training.train_sentiment"
