@@ -7,6 +7,7 @@ the manifest, so it must not change between versions.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ from training.artifacts import ArtifactSpec
 from training.export import Signature
 from training.models import NerTagger
 from training.ner_eval import ENTITY_TYPES, variant_table
+from training.teacher_sentiment import TEACHER_FILE
 
 if TYPE_CHECKING:  # the script imports this module: a runtime import back would load the script twice under -m
     from training.train_ner import TrainConfig
@@ -94,6 +96,9 @@ def artifact_spec(
             "auxiliary_lm": f"next/previous word, weight {cfg.lm_loss}, {cfg.lm_words} words"
             if cfg.lm_loss
             else "none",
+            "teacher": f"{teacher_name(cfg.teacher)}, cross-entropy weight {cfg.distill_loss}"
+            if cfg.teacher
+            else "none",
             "words": len(encoder.words),
             "chars": len(encoder.chars),
         },
@@ -117,6 +122,12 @@ def artifact_spec(
             "NER training text; that LM is not exported."
             if cfg.lm_loss
             else ""
+        )
+        + (
+            f" Learned the tag probabilities of a fine-tuned MiniLM teacher ({teacher_name(cfg.teacher)}) beside the "
+            "gold tags; the teacher is not exported."
+            if cfg.teacher
+            else ""
         ),
         sections={
             "Validation": "Entity-level F1 (exact match, conlleval) on CoNLL-2003's validation file, decoded as the "
@@ -132,3 +143,9 @@ def artifact_spec(
         },
         data=[Path(cfg.train), Path(cfg.valid)],
     )
+
+
+def teacher_name(directory: str) -> str:
+    """The teacher's name@version and validation F1 from its teacher.json."""
+    record = json.loads((Path(directory) / TEACHER_FILE).read_text())
+    return f"{record['name']}@{record['version']}, valid F1 {record['metrics']['valid_f1_given']}"

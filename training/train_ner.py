@@ -27,7 +27,7 @@ from training.artifacts import write_artifact
 from training.batching import bucketed, shard
 from training.config import ModelRunConfig, knob, parse_config
 from training.crf import CRF
-from training.data import read_conll
+from training.data import TaggedSentence, read_conll
 from training.loop import Distributed, FitResult, Schedule, fit, start_run
 from training.models import NerTagger
 from training.neighbour_lm import NeighbourLM, TaggerWithLM, class_table
@@ -68,6 +68,8 @@ class TrainConfig(ModelRunConfig):
     token_loss: float = knob(1.0, "with --crf: weight of the per-token loss beside the CRF's (keeps scores calibrated)")
     lm_loss: float = knob(0.0, "weight of the auxiliary next/previous-word LM loss (Rei 2017; one layer only)")
     lm_words: int = knob(7500, "with --lm-loss: the most frequent training words the LM predicts (others: one class)")
+    teacher: str = knob("", "a fine-tuned NER teacher (training.teacher_ner) whose tag probabilities are learned too")
+    distill_loss: float = knob(1.0, "with --teacher: weight of the cross-entropy to the teacher's tag probabilities")
     batch_size: int = knob(32, "sentences per step")
     epochs: int = knob(20, "passes over the training sentences")
     average_last: int = knob(3, "also try the mean of the last N epochs' weights; kept if it validates better")
@@ -77,14 +79,22 @@ class TrainConfig(ModelRunConfig):
 
 
 # One example: the sentence's features under each casing (the word ids are the same: words are looked up
-# lower-cased; only the characters differ) and its tag ids.
-Example = tuple[dict[Casing, NerFeatures], np.ndarray]
+# lower-cased; only the characters differ), its tag ids, and the teacher's [words, tags] probabilities (or None).
+# The teacher is uncased, so one set of probabilities serves every casing.
+Example = tuple[dict[Casing, NerFeatures], np.ndarray, np.ndarray | None]
+Row = tuple[NerFeatures, np.ndarray, np.ndarray | None]
 
 
-def to_batch(rows: list[tuple[NerFeatures, np.ndarray]], encoder: NerEncoder) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    words, chars, lengths = encoder.pad_batch([f for f, _ in rows])
-    tags, _ = pad([t for _, t in rows], PAD_TAG)
-    return torch.from_numpy(words), torch.from_numpy(chars), torch.from_numpy(lengths), torch.from_numpy(tags)
+def to_batch(rows: list[Row], encoder: NerEncoder) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor | None]:
+    words, chars, lengths = encoder.pad_batch([f for f, _, _ in rows])
+    tags, _ = pad([t for _, t, _ in rows], PAD_TAG)
+    soft = None
+    if rows[0][2] is not None:
+        soft = torch.zeros(*tags.shape, len(TAGS))  # padding: all-zero targets, so no loss
+        for i, (_, _, probs) in enumerate(rows):
+            assert probs is not None
+            soft[i, : len(probs)] = torch.from_numpy(probs)
+    return torch.from_numpy(words), torch.from_numpy(chars), torch.from_numpy(lengths), torch.from_numpy(tags), soft
 
 
 def decoder_of(model: NerTagger) -> TagDecoder:
@@ -123,12 +133,14 @@ def main(argv: list[str] | None = None) -> None:
         len(encoder.words),
         len(encoder.chars),
     )
+    soft = teacher_probs(cfg, train_sents)
     train: list[Example] = [
         (
             {name: encoder.encode([change(w) for w in s.words]) for name, change in CASINGS.items()},
             np.array([tag_id[t] for t in s.tags], dtype=np.int64),
+            probs,
         )
-        for s in train_sents
+        for s, probs in zip(train_sents, soft, strict=True)
     ]
     valid = [(s.words, s.tags) for s in valid_sents]
     model = NerTagger(
@@ -158,14 +170,14 @@ def main(argv: list[str] | None = None) -> None:
     def batches(epoch: int, dist: Distributed):  # type: ignore[no-untyped-def]
         rng = random.Random(cfg.seed * 1009 + epoch)  # the same on every rank, and again on --resume
         casings = [casing(rng, cfg) for _ in train]
-        rows = [(variants[c], tags) for (variants, tags), c in zip(train, casings, strict=True)]
-        for chunk in shard(bucketed(rows, [len(t) for _, t in rows], cfg.batch_size, rng), dist.rank, dist.world):
-            words, chars, lengths, tags = to_batch(chunk, encoder)
+        rows: list[Row] = [(vs[c], tags, probs) for (vs, tags, probs), c in zip(train, casings, strict=True)]
+        for chunk in shard(bucketed(rows, [len(r[1]) for r in rows], cfg.batch_size, rng), dist.rank, dist.world):
+            words, chars, lengths, tags, soft = to_batch(chunk, encoder)
             dropped = (torch.rand(words.shape) < cfg.unk_rate) & (tags >= 0)
-            yield words.masked_fill(dropped, encoder.words.unk_id or 0), chars, lengths, tags, words
+            yield words.masked_fill(dropped, encoder.words.unk_id or 0), chars, lengths, tags, words, soft
 
-    def loss_of(net: nn.Module, batch: tuple[Tensor, Tensor, Tensor, Tensor, Tensor]) -> Tensor:
-        words, chars, lengths, tags, true_words = batch
+    def loss_of(net: nn.Module, batch: tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor | None]) -> Tensor:
+        words, chars, lengths, tags, true_words, soft = batch
         if cfg.lm_loss > 0:
             log_probs, lm = net(words, chars, lengths, true_words)
         else:
@@ -173,6 +185,8 @@ def main(argv: list[str] | None = None) -> None:
         loss = nn.functional.nll_loss(log_probs.flatten(0, 1), tags.flatten(), ignore_index=PAD_TAG)
         if model.crf is not None:
             loss = model.crf.nll(log_probs, tags, lengths) + cfg.token_loss * loss
+        if soft is not None:  # cross-entropy to the teacher's distribution, per real token
+            loss = loss + cfg.distill_loss * -(soft * log_probs).sum() / (tags >= 0).sum()
         return loss if lm is None else loss + cfg.lm_loss * lm
 
     def evaluate(net: nn.Module) -> dict[str, float]:
@@ -196,6 +210,21 @@ def main(argv: list[str] | None = None) -> None:
     )
     if dist.is_main:
         export(model, encoder, cfg, result, valid)
+
+
+def teacher_probs(cfg: TrainConfig, sentences: list[TaggedSentence]) -> list[np.ndarray | None]:
+    """The teacher's tag probabilities for each training sentence, computed once before training (None each without
+    a teacher). Imports transformers only when asked: the tagger itself never needs it."""
+    if not cfg.teacher:
+        return [None] * len(sentences)
+    from training.teacher_ner import NerTeacher
+
+    teacher = NerTeacher.load(Path(cfg.teacher))
+    log_probs = teacher.word_log_probs([s.words for s in sentences], progress=True)
+    gold = [[TAGS.index(t) for t in s.tags] for s in sentences]
+    agree = np.mean([(lp.argmax(1) == g).mean() for lp, g in zip(log_probs, gold, strict=True)])
+    log.info("teacher %s: its top tag is the gold tag for %.2f%% of training words", cfg.teacher, 100 * agree)
+    return [np.exp(lp) for lp in log_probs]
 
 
 def casing(rng: random.Random, cfg: TrainConfig) -> Casing:
