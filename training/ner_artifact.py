@@ -17,6 +17,7 @@ from torch import Tensor
 from rnntext.encoders import NerEncoder
 from rnntext.manifest import IOSpec, TensorSpec
 from training.artifacts import ArtifactSpec
+from training.context_vectors import RECORD_FILE
 from training.export import Signature
 from training.models import NerTagger
 from training.ner_eval import ENTITY_TYPES, variant_table
@@ -84,6 +85,7 @@ def artifact_spec(
         decoding=model.crf.export() if model.crf is not None else None,
         architecture={
             "pretrained": cfg.pretrained,
+            "word_vectors": word_vectors(cfg),
             "cell": cfg.cell,
             "word_embed": cfg.word_embed,
             "char_embed": cfg.char_embed,
@@ -134,7 +136,7 @@ def artifact_spec(
             "service decodes. Rows: the tokens as given, the same tokens lower-cased and upper-cased, and the "
             "sentences detokenized into text and run through the service's tokenizer (scored on character spans, "
             "overall only). Test F1 has run about 5 points below validation.\n\n" + variant_table(scores),
-            "Known weaknesses": "Word vectors start from all-MiniLM-L6-v2's (uncased) input embeddings; case "
+            "Known weaknesses": f"Word vectors start from {word_vectors(cfg)}; they are uncased, so case "
             "reaches the model through the character CNN, and training sees "
             f"{cfg.lower_share:.0%} of sentences lower-cased and {cfg.upper_share:.0%} upper-cased, so it does not "
             "depend on capitals. Trained on 1996-97 Reuters news: other genres and social media (WNUT-style) "
@@ -143,6 +145,21 @@ def artifact_spec(
         },
         data=[Path(cfg.train), Path(cfg.valid)],
     )
+
+
+def word_vectors(cfg: TrainConfig) -> str:
+    """Where the word table started, in words (the pooled vectors' record names the command that made them)."""
+    if cfg.pretrained == "minilm":
+        return f"all-MiniLM-L6-v2's input embeddings (mean over a word's WordPieces), PCA to {cfg.word_embed}"
+    if cfg.pretrained == "context":
+        record = json.loads((Path(cfg.vectors) / RECORD_FILE).read_text())
+        return (
+            f"all-MiniLM-L6-v2's layer-{cfg.vectors_layer} hidden states pooled over up to "
+            f"{record['per_word']} occurrences in CoNLL and IMDb training text "
+            f"({record['in_context']:,} of {record['words']:,} words; the rest encoded alone), PCA to "
+            f"{cfg.word_embed}; made by `{record['command']}`"
+        )
+    return "random (no pretrained vectors)"
 
 
 def teacher_name(directory: str) -> str:

@@ -84,13 +84,18 @@ def init_embeddings(words: list[str], dim: int, seed: int, std: float = 1.0) -> 
         if pieces:
             vectors[i] = table[pieces].mean(axis=0)
             found[i] = True
-    known = vectors[found] - vectors[found].mean(axis=0)
-    _, _, components = np.linalg.svd(known, full_matrices=False)
-    reduced = (vectors - vectors[found].mean(axis=0)) @ components[:dim].T
+    return reduce(vectors, found, dim, seed, std), float(found.mean())
+
+
+def reduce(vectors: np.ndarray, found: np.ndarray, dim: int, seed: int, std: float = 1.0) -> np.ndarray:
+    """PCA of the `found` rows to `dim` components, scaled to `std` per entry; the other rows random N(0, std)."""
+    mean = vectors[found].mean(axis=0)
+    _, _, components = np.linalg.svd(vectors[found] - mean, full_matrices=False)
+    reduced = (vectors - mean) @ components[:dim].T
     reduced *= std / reduced[found].std()
     rng = np.random.default_rng(seed)
     reduced[~found] = rng.normal(0.0, std, size=(int((~found).sum()), dim))
-    return reduced.astype(np.float32), float(found.mean())
+    return reduced.astype(np.float32)
 
 
 def vocabulary_words(words: list[str], extend: bool) -> list[str]:
@@ -102,8 +107,12 @@ def vocabulary_words(words: list[str], extend: bool) -> list[str]:
 def initialise(embedding: torch.nn.Embedding, tokens: list[str], pad_id: int | None, seed: int) -> float:
     """Overwrite an embedding table with pretrained vectors (PCA to its width); returns the share covered."""
     vectors, share = init_embeddings(tokens, embedding.embedding_dim, seed)
+    fill(embedding, vectors, pad_id)
+    return share
+
+
+def fill(embedding: torch.nn.Embedding, vectors: np.ndarray, pad_id: int | None) -> None:
     if pad_id is not None:
         vectors[pad_id] = 0.0
     with torch.no_grad():
         embedding.weight.copy_(torch.from_numpy(vectors))
-    return share

@@ -33,7 +33,7 @@ from training.models import NerTagger
 from training.neighbour_lm import NeighbourLM, TaggerWithLM, class_table
 from training.ner_artifact import TAGS, artifact_spec
 from training.ner_eval import CASINGS, Casing, LogProbsOf, variant_scores
-from training.pretrained import initialise, vocabulary_words
+from training.pretrained import fill, initialise, reduce, vocabulary_words
 
 log = logging.getLogger("train_ner")
 PAD_TAG = -100  # ignored by the token loss; the CRF masks padding by length
@@ -50,9 +50,13 @@ class TrainConfig(ModelRunConfig):
     out: str = knob("artifacts/ner", "artifact directory to write")
     max_sentences: int | None = knob(None, "use only the first N sentences of each file (quick runs, tests)")
     cell: Literal["torch-lstm", "lstm", "gru", "rnn"] = knob("torch-lstm", "recurrent cell")
-    pretrained: Literal["none", "minilm"] = knob(
-        "minilm", "initialise word vectors: none | minilm (all-MiniLM-L6-v2 wheel, PCA)"
+    pretrained: Literal["none", "minilm", "context"] = knob(
+        "minilm",
+        "initialise word vectors, PCA to --word-embed: none | minilm (all-MiniLM-L6-v2's input embeddings) | "
+        "context (its hidden states pooled over running text: training.context_vectors, --vectors)",
     )
+    vectors: str = knob("runs/ner-vectors", "with --pretrained=context: training.context_vectors' output directory")
+    vectors_layer: int = knob(3, "with --pretrained=context: the MiniLM layer whose pooled states are used (0-6)")
     extend_vocab: bool = knob(True, "with pretrained vectors: add the pretrained whole words to the vocabulary")
     max_word_chars: int = knob(24, "characters per word seen by the character CNN (prefix + suffix of longer words)")
     word_embed: int = knob(100, "word embedding size")
@@ -118,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
 
     train_sents = read_conll(Path(cfg.train))[: cfg.max_sentences]
     valid_sents = read_conll(Path(cfg.valid))[: cfg.max_sentences]
-    extend = cfg.pretrained == "minilm" and cfg.extend_vocab
+    extend = cfg.pretrained != "none" and cfg.extend_vocab
     encoder = NerEncoder(
         Vocab.build(vocabulary_words([NerEncoder.word_key(w) for s in train_sents for w in s.words], extend)),
         # Characters of every casing: an upper-cased "ß" or a lower-cased "İ" must not become <unk> by surprise.
@@ -161,6 +165,9 @@ def main(argv: list[str] | None = None) -> None:
     if cfg.pretrained == "minilm":
         share = initialise(model.word_embed, list(encoder.words.tokens), encoder.words.pad_id, cfg.seed)
         log.info("pretrained vectors for %.1f%% of the vocabulary", 100 * share)
+    elif cfg.pretrained == "context":
+        share = initialise_in_context(model.word_embed, list(encoder.words.tokens), encoder.words.pad_id, cfg)
+        log.info("pooled contextual vectors (layer %d) for %.1f%% of the vocabulary", cfg.vectors_layer, 100 * share)
     trained: nn.Module = model
     if cfg.lm_loss > 0:
         keys = [NerEncoder.word_key(w) for s in train_sents for w in s.words]
@@ -225,6 +232,18 @@ def teacher_probs(cfg: TrainConfig, sentences: list[TaggedSentence]) -> list[np.
     agree = np.mean([(lp.argmax(1) == g).mean() for lp, g in zip(log_probs, gold, strict=True)])
     log.info("teacher %s: its top tag is the gold tag for %.2f%% of training words", cfg.teacher, 100 * agree)
     return [np.exp(lp) for lp in log_probs]
+
+
+def initialise_in_context(embedding: nn.Embedding, tokens: list[str], pad_id: int | None, cfg: TrainConfig) -> float:
+    """The word table from training.context_vectors' pooled states at one layer, PCA to its width."""
+    from training.context_vectors import load_vectors
+
+    table, _ = load_vectors(Path(cfg.vectors), cfg.vectors_layer)
+    found = np.array([t in table for t in tokens])
+    dim = next(iter(table.values())).shape[0]
+    vectors = np.stack([table.get(t, np.zeros(dim, np.float32)) for t in tokens])
+    fill(embedding, reduce(vectors, found, embedding.embedding_dim, cfg.seed), pad_id)
+    return float(found.mean())
 
 
 def casing(rng: random.Random, cfg: TrainConfig) -> Casing:
