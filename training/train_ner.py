@@ -75,11 +75,11 @@ class TrainConfig(ModelRunConfig):
     teacher: str = knob("", "a fine-tuned NER teacher (training.teacher_ner) whose tag probabilities are learned too")
     distill_loss: float = knob(1.0, "with --teacher: weight of the cross-entropy to the teacher's tag probabilities")
     batch_size: int = knob(32, "sentences per step")
-    epochs: int = knob(20, "passes over the training sentences")
-    average_last: int = knob(3, "also try the mean of the last N epochs' weights; kept if it validates better")
+    epochs: int = knob(30, "passes over the training sentences")
+    average_last: int = knob(10, "also try the mean of the last N epochs' weights; kept if it validates better")
     clip: float = knob(5.0, "gradient norm clip (larger: the tagger has many short sequences)")
     name: str = knob("ner-conll2003", "model name in the manifest")
-    version: str = knob("1.1.0", "model version in the manifest")
+    version: str = knob("1.2.0", "model version in the manifest")
 
 
 # One example: the sentence's features under each casing (the word ids are the same: words are looked up
