@@ -26,6 +26,7 @@ from rnntext.vocab import Vocab
 from training.artifacts import write_artifact
 from training.batching import bucketed, shard
 from training.config import ModelRunConfig, knob, parse_config
+from training.context_vectors import load_vectors
 from training.crf import CRF
 from training.data import TaggedSentence, read_conll
 from training.loop import Distributed, FitResult, Schedule, fit, start_run
@@ -236,8 +237,6 @@ def teacher_probs(cfg: TrainConfig, sentences: list[TaggedSentence]) -> list[np.
 
 def initialise_in_context(embedding: nn.Embedding, tokens: list[str], pad_id: int | None, cfg: TrainConfig) -> float:
     """The word table from training.context_vectors' pooled states at one layer, PCA to its width."""
-    from training.context_vectors import load_vectors
-
     table, _ = load_vectors(Path(cfg.vectors), cfg.vectors_layer)
     found = np.array([t in table for t in tokens])
     dim = next(iter(table.values())).shape[0]
