@@ -18,9 +18,9 @@ validation file. A training tool: not served, not committed (about 170 MB).
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import logging
-import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -35,15 +35,13 @@ from rnntext.encoders import NerEncoder
 from rnntext.tokenize import tokenize_words
 from training.artifacts import data_record
 from training.config import RunConfig, command_of, knob, parse_config
-from training.data import read_conll, read_lines
+from training.data import read_conll, read_lines, review_sentences
 from training.loop import start_run
 from training.pretrained import vocabulary_words
 
 log = logging.getLogger("context_vectors")
 VECTORS_FILE = "vectors.npz"
 RECORD_FILE = "vectors.json"
-_SENTENCE_END = {".", "!", "?"}
-_MARKUP = re.compile(r"<br\s*/?>", re.IGNORECASE)
 
 
 @dataclass
@@ -58,22 +56,16 @@ class VectorsConfig(RunConfig):
     extend_vocab: bool = knob(True, "add MiniLM's whole words to the CoNLL words, as train_ner --extend-vocab does")
     per_word: int = knob(16, "occurrences pooled per word at most")
     max_windows: int = knob(60_000, "sentences read from the unlabelled reviews at most (after CoNLL's)")
-    max_tokens: int = knob(48, "longest sentence window in words")
+    max_tokens: int = knob(48, "longest review sentence read, in words (longer ones are skipped)")
     max_sentences: int | None = knob(None, "use only the first N CoNLL sentences and N reviews (quick runs, tests)")
     batch_size: int = knob(64, "sentences per forward pass")
 
 
 def review_windows(path: Path, max_tokens: int, limit: int | None) -> Iterator[list[str]]:
-    """Sentences of each review, tokenized as the service tokenizes raw text, cut to `max_tokens` words."""
-    for review in read_lines(path, limit):
-        words: list[str] = []
-        for token in tokenize_words(_MARKUP.sub(" ", review)):
-            words.append(token)
-            if token in _SENTENCE_END or len(words) == max_tokens:
-                yield words
-                words = []
-        if words:
-            yield words
+    """Review sentences of at most `max_tokens` words (longer ones are skipped), tokenized as the service tokenizes
+    raw text (its tokens split punctuation off, so a sentence is cut to `max_tokens` of them)."""
+    for sentence in review_sentences(read_lines(path, limit), min_words=1, max_words=max_tokens):
+        yield tokenize_words(sentence)[:max_tokens]
 
 
 @dataclass
@@ -155,10 +147,7 @@ def main(argv: list[str] | None = None) -> None:
         yield from (s.words for s in conll)
         if cfg.unsup:
             reviews = review_windows(Path(cfg.unsup), cfg.max_tokens, cfg.max_sentences)
-            for n, window in enumerate(reviews):
-                if n >= cfg.max_windows:
-                    return
-                yield window
+            yield from itertools.islice(reviews, cfg.max_windows)
 
     pending: list[list[str]] = []
     read = 0

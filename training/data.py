@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import random
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,19 @@ def read_lines(path: Path, limit: int | None = None) -> Iterator[str]:
                 return
             if line.strip():
                 yield line.rstrip("\n")
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)  # IMDb reviews carry <br /> line breaks
+
+
+def review_sentences(reviews: Iterator[str], min_words: int = 3, max_words: int = 60) -> Iterator[str]:
+    """The sentences of each review (split after . ! ?, <br /> as a space), those of min_words..max_words words."""
+    for review in reviews:
+        for sentence in _SENTENCE_END.split(_BREAK.sub(" ", review)):
+            sentence = " ".join(sentence.split())
+            if min_words <= len(sentence.split()) <= max_words:
+                yield sentence
 
 
 @dataclass(frozen=True)

@@ -31,10 +31,8 @@ import hashlib
 import json
 import logging
 import random
-import re
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -43,7 +41,7 @@ import numpy as np
 
 from training.artifacts import data_record
 from training.config import RunConfig, command_of, knob, parse_config
-from training.data import read_labeled_tsv, read_lines, split_off, sst_sentence_split
+from training.data import read_labeled_tsv, read_lines, review_sentences, split_off, sst_sentence_split
 from training.loop import start_run
 
 log = logging.getLogger("transfer_set")
@@ -51,8 +49,6 @@ MASK = "[MASK]"
 TRANSFER_FILE, RECORD_FILE = "transfer.tsv.gz", "transfer.json"
 SOURCES = ("sst2", "sst2-aug", "sst2-neg", "imdb-sentence")
 COLUMNS = ["text", "label", "logit_negative", "logit_positive", "source"]
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 
 
 @dataclass
@@ -157,14 +153,6 @@ def negations(texts: list[str], max_words: int) -> list[str]:
         if 0 < len(words) <= max_words and words[0].lower() not in NEGATORS:
             out.append("not " + " ".join(words))
     return list(dict.fromkeys(out))
-
-
-def review_sentences(reviews: Iterator[str], min_words: int = 3, max_words: int = 60) -> Iterator[str]:
-    for review in reviews:
-        for sentence in _SENTENCE_END.split(_BREAK.sub(" ", review)):
-            sentence = " ".join(sentence.split())
-            if min_words <= len(sentence.split()) <= max_words:
-                yield sentence
 
 
 class Labeller(Protocol):

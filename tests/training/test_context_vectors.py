@@ -86,3 +86,4 @@ def test_the_tagger_starts_from_the_pooled_vectors(data_dir: Path, vectors_dir: 
         f"--vectors={vectors_dir}" in manifest.training["command"]
         and "--vectors-layer=2" in manifest.training["command"]
     )
+    assert "layer-2 hidden states pooled" in manifest.architecture["word_vectors"]
