@@ -2,6 +2,7 @@
 
     python -m training.evaluate artifacts/sentiment ../shared/data/imdb/train.tsv --limit=2000
     python -m training.evaluate artifacts/ner ../shared/data/conll2003/valid.txt
+    python -m training.evaluate artifacts/ner ../shared/data/conll2003/valid.txt --ensemble runs/ner-seed2
     python -m training.evaluate artifacts/charlm ../shared/data/tinyshakespeare/train.txt --tail=0.1
 
 Only ever point it at training or validation files: the held-out judges stay unseen.
@@ -13,7 +14,9 @@ import argparse
 import json
 import math
 import random
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -66,23 +69,37 @@ def artifact_sentiment_probs(directory: Path, texts: list[str], max_tokens: int)
 
 
 def evaluate_ner(
-    session: ort.InferenceSession, encoder: NerEncoder, manifest: Manifest, path: Path
+    session: ort.InferenceSession,
+    encoder: NerEncoder,
+    manifest: Manifest,
+    path: Path,
+    members: Sequence[tuple[ort.InferenceSession, Manifest]] = (),
 ) -> dict[str, float]:
-    """Entity F1 overall and per type for tokens as given, lower-cased and upper-cased, and on raw text."""
+    """Entity F1 overall and per type for tokens as given, lower-cased and upper-cased, and on raw text. With
+    `members` (taggers over the same vocabulary and tags), scores their ensemble: the mean of every tagger's tag
+    log-probabilities and CRF scores, decoded as one tagger."""
     sentences = [(s.words, s.tags) for s in read_conll(path)]
+    sessions = [session, *(m[0] for m in members)]
+    manifests = [manifest, *(m[1] for m in members)]
 
     def log_probs_of(words: np.ndarray, chars: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        (log_probs,) = session.run(None, {"words": words, "chars": chars, "lengths": lengths})
-        return np.asarray(log_probs)
+        feeds = {"words": words, "chars": chars, "lengths": lengths}
+        return np.mean([np.asarray(s.run(None, feeds)[0]) for s in sessions], axis=0)
 
-    scores = variant_scores(
-        log_probs_of, encoder, TagDecoder.for_tags(manifest.tags or [], manifest.decoding), sentences
-    )
+    decoding = mean_decoding([m.decoding for m in manifests])
+    scores = variant_scores(log_probs_of, encoder, TagDecoder.for_tags(manifest.tags or [], decoding), sentences)
     return {
         f"f1_{variant}{'' if label == 'overall' else '_' + label}": round(s["f1"], 2)
         for variant, by_label in scores.items()
         for label, s in by_label.items()
     }
+
+
+def mean_decoding(blocks: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """The element-wise mean of several taggers' CRF scores (all or none of them must have some)."""
+    if blocks[0] is None or len(blocks) == 1:
+        return blocks[0]
+    return {key: np.mean([np.array(b[key], np.float32) for b in blocks if b], axis=0) for key in blocks[0]}
 
 
 def evaluate_charlm(
@@ -110,17 +127,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=None, help="sentiment: score a seeded sample of N rows")
     parser.add_argument("--tail", type=float, default=1.0, help="charlm: score the last share of the text")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--ensemble", type=Path, nargs="+", default=[], help="ner: further taggers (same vocabulary) to average with"
+    )
     args = parser.parse_args(argv)
     manifest = Manifest.read(args.artifact)
     encoder = load_encoder(args.artifact, manifest)
-    session = ort.InferenceSession(str(args.artifact / manifest.model_file), providers=["CPUExecutionProvider"])
+    session = open_session(args.artifact, manifest)
     if isinstance(encoder, SentimentEncoder):
         result = evaluate_sentiment(session, encoder, args.data, args.limit, args.seed)
     elif isinstance(encoder, NerEncoder):
-        result = evaluate_ner(session, encoder, manifest, args.data)
+        members = [(open_session(d, m), m) for d, m in ((d, Manifest.read(d)) for d in args.ensemble)]
+        vocab = (args.artifact / manifest.vocab_file).read_bytes()
+        for directory, (_, member) in zip(args.ensemble, members, strict=True):
+            if member.tags != manifest.tags or (directory / member.vocab_file).read_bytes() != vocab:
+                parser.error(f"{directory}: not the same vocabulary and tags as {args.artifact}")
+        result = evaluate_ner(session, encoder, manifest, args.data, members)
     else:
         result = evaluate_charlm(session, encoder, manifest, args.data, args.tail)
-    print(json.dumps({"model": manifest.model_id, "data": args.data.name, **result}, indent=1))
+    model = " + ".join([manifest.model_id, *(str(d) for d in args.ensemble)])
+    print(json.dumps({"model": model, "data": args.data.name, **result}, indent=1))
+
+
+def open_session(directory: Path, manifest: Manifest) -> ort.InferenceSession:
+    return ort.InferenceSession(str(directory / manifest.model_file), providers=["CPUExecutionProvider"])
 
 
 if __name__ == "__main__":

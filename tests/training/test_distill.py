@@ -144,3 +144,22 @@ def test_a_teacher_on_another_split_is_named() -> None:
         "teacher seed=1 (student: 1337)",
         "transfer set max_rows=10 (student: None)",
     ]
+
+
+def test_a_mean_pooled_teacher_reads_every_token_and_ignores_padding() -> None:
+    """pooling="mean": the head reads the mean of the token states, so a text's logits are the same alone and
+    padded beside a longer text, and they differ from the [CLS] head's (same weights, other input)."""
+    from training.teacher_sentiment import load_pretrained, to_batch
+
+    torch.manual_seed(0)
+    tokenizer, mean_model = load_pretrained(pooling="mean")
+    torch.manual_seed(0)
+    _, cls_model = load_pretrained(pooling="cls")
+    texts = ["not bad at all", "a long and winding film that never quite finds its feet"]
+    ids = tokenizer(texts)["input_ids"]
+    with torch.no_grad():
+        alone = mean_model.eval()(*to_batch(ids[:1], tokenizer.pad_token_id, torch.device("cpu"))).logits
+        padded = mean_model(*to_batch(ids, tokenizer.pad_token_id, torch.device("cpu"))).logits
+        via_cls = cls_model.eval()(*to_batch(ids[:1], tokenizer.pad_token_id, torch.device("cpu"))).logits
+    assert torch.allclose(alone[0], padded[0], atol=1e-5)
+    assert not torch.allclose(alone[0], via_cls[0], atol=1e-3)
