@@ -54,7 +54,7 @@ class TeacherConfig(RunConfig):
     max_rows: int | None = knob(None, "use only the first N rows of each file (quick runs, tests)")
     max_length: int = knob(128, "longest input in WordPiece tokens, [CLS] and [SEP] included")
     pooling: Literal["cls", "mean"] = knob(
-        "cls", "what the head reads: the pooled [CLS] state, or the mean token state (all-MiniLM-L6-v2's own pooling)"
+        "mean", "what the head reads: the pooled [CLS] state, or the mean token state (all-MiniLM-L6-v2's own pooling)"
     )
     batch_size: int = knob(32, "rows per step (batches of similar length: padding dominates the cost)")
     epochs: int = knob(3, "passes over the training rows")
