@@ -141,6 +141,9 @@ def _add_evaluate(commands: Any) -> None:
         "--tail", type=float, metavar="SHARE", help="charlm: score the last SHARE of the text [default: 1.0, all]"
     )
     evaluate.add_argument("--seed", type=int, metavar="N", help="seed of the --limit sample [default: 0]")
+    evaluate.add_argument(
+        "--ensemble", nargs="+", metavar="DIR", help="ner: further taggers (same vocabulary) to average with"
+    )
 
 
 def serve_environment(args: argparse.Namespace) -> dict[str, str]:
@@ -166,6 +169,8 @@ def evaluate_arguments(args: argparse.Namespace) -> list[str]:
     for name in ("limit", "tail", "seed"):
         if getattr(args, name) is not None:
             argv.append(f"--{name}={getattr(args, name)}")
+    if args.ensemble:
+        argv += ["--ensemble", *args.ensemble]
     return argv
 
 
