@@ -61,8 +61,9 @@ RESUME ?=
 # The served 1.3.0's recipe, the script's defaults: 2 x 512 LSTM with AWD regularisation (weight drop 0.4, locked
 # dropout 0.1 in / 0.3 out), 16 epochs of 400 steps of 64 x 128 characters (52 M characters seen), the mean of the
 # last 3 epochs kept if it validates better. The forward pass runs under bf16 autocast where the CPU has bf16 units
-# (BF16, detected from /proc/cpuinfo: without them bf16 runs about 10x slower), else in float32. On the 2-core EPYC
-# with AVX512-BF16: 0.72 s a step on 2 threads (1.25 s on 1), about 80 min; float32 steps take about 2.3x as long.
+# (BF16, detected from /proc/cpuinfo: without them bf16 runs about 10x slower), else in float32 (a close result,
+# not the same bits). On the 2-core EPYC with AVX512-BF16: 0.72 s a step on 2 threads (1.25 s on 1), about 80 min;
+# float32 steps take about 2.3x as long.
 BF16 ?= $(shell grep -qsE 'avx512_bf16|amx_bf16' /proc/cpuinfo && echo true || echo false)
 train-charlm: $(VENV)/.dev
 	$(PY) -m training.train_charlm --data=$(DATA)/tinyshakespeare/train.txt --out=artifacts/charlm --threads=2 \

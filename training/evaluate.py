@@ -96,10 +96,13 @@ def evaluate_ner(
 
 
 def mean_decoding(blocks: list[dict[str, Any] | None]) -> dict[str, Any] | None:
-    """The element-wise mean of several taggers' CRF scores (all or none of them must have some)."""
-    if blocks[0] is None or len(blocks) == 1:
-        return blocks[0]
-    return {key: np.mean([np.array(b[key], np.float32) for b in blocks if b], axis=0) for key in blocks[0]}
+    """The element-wise mean of several taggers' CRF scores: all of them have some, or none does."""
+    present = [b for b in blocks if b is not None]
+    if len(present) != len(blocks):
+        if present:
+            raise ValueError("some taggers of the ensemble have CRF scores and some do not")
+        return None
+    return {key: np.mean([np.array(b[key], np.float32) for b in present], axis=0) for key in present[0]}
 
 
 def evaluate_charlm(
@@ -137,11 +140,13 @@ def main(argv: list[str] | None = None) -> None:
     if isinstance(encoder, SentimentEncoder):
         result = evaluate_sentiment(session, encoder, args.data, args.limit, args.seed)
     elif isinstance(encoder, NerEncoder):
-        members = [(open_session(d, m), m) for d, m in ((d, Manifest.read(d)) for d in args.ensemble)]
         vocab = (args.artifact / manifest.vocab_file).read_bytes()
-        for directory, (_, member) in zip(args.ensemble, members, strict=True):
+        members = []
+        for directory in args.ensemble:
+            member = Manifest.read(directory)
             if member.tags != manifest.tags or (directory / member.vocab_file).read_bytes() != vocab:
                 parser.error(f"{directory}: not the same vocabulary and tags as {args.artifact}")
+            members.append((open_session(directory, member), member))
         result = evaluate_ner(session, encoder, manifest, args.data, members)
     else:
         result = evaluate_charlm(session, encoder, manifest, args.data, args.tail)
