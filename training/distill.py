@@ -45,11 +45,13 @@ def transfer_rows(
     sentences: SentimentEncoder,
     long_reviews: SentimentEncoder,
     held_out: set[str],
+    sources: frozenset[str] = frozenset(),
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Every SST-2 training row (gold label, with the teacher's logits where the transfer set has the text), every
     other transfer text (logits only), and the IMDb training reviews (gold label only: the teacher reads 128 pieces
-    of a review at most). Texts held out for validation are refused, whatever the transfer set holds."""
-    transfer = {r.text: r for r in read_transfer(directory)}
+    of a review at most). Texts held out for validation are refused, whatever the transfer set holds. `sources`
+    (empty: all) keeps only the transfer texts of those sources, so one labelled set serves several mixes."""
+    transfer = {r.text: r for r in read_transfer(directory) if not sources or r.source in sources}
     leaked = held_out & transfer.keys()
     for text in leaked:
         del transfer[text]

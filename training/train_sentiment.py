@@ -72,6 +72,9 @@ class TrainConfig(ModelRunConfig):
         0.5, "share taken from the teacher: of each target (--teacher), of the loss (--transfer)"
     )
     transfer: str = knob("", "transfer set directory (training.transfer_set): also learn its teacher logits ('': none)")
+    transfer_sources: str = knob(
+        "", "with --transfer: comma-separated sources to learn from, e.g. sst2,sst2-aug,sst2-neg ('': all)"
+    )
     distill_loss: Literal["mse", "kl"] = knob("mse", "with --transfer: MSE on the logits (Tang et al.) or KL")
     calibrate: bool = knob(True, "fit a temperature on the validation sentences and fold it into the exported graph")
     dropout: float = knob(0.5, "dropout on embeddings and before the head")
@@ -144,7 +147,8 @@ def main(argv: list[str] | None = None) -> None:
     if cfg.transfer:
         held_out = {r.text for r in valid_rows} | {r.text for r in imdb_valid}
         sentences, reviews = SentimentEncoder(vocab, cfg.max_tokens), SentimentEncoder(vocab, cfg.train_max_tokens)
-        train = list(transfer_rows(Path(cfg.transfer), train_rows, imdb_train, sentences, reviews, held_out))
+        sources = frozenset(s for s in cfg.transfer_sources.split(",") if s)
+        train = transfer_rows(Path(cfg.transfer), train_rows, imdb_train, sentences, reviews, held_out, sources)
     valid, valid_reviews = encode(valid_rows), encode(imdb_valid)
     model = SentimentClassifier(
         len(vocab), cfg.embed, cfg.hidden, cfg.layers, cfg.dropout, len(LABELS), cfg.cell, vocab.pad_id, cfg.members

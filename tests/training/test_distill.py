@@ -17,6 +17,7 @@ from rnntext.manifest import Manifest
 from rnntext.vocab import Vocab
 from tests.training.test_training_runs import check_artifact
 from training import distill, pipeline_sentiment, transfer_set
+from training.data import LabeledText
 
 CORPUS = ["a dull film", "a gripping film", "a funny film", "the plot is dull", "the plot is thin"]
 
@@ -61,6 +62,28 @@ def test_transfer_file_round_trip_and_masked_encoding(tmp_path: Path) -> None:
     vocab = Vocab.build(["a", "film", "mask"], min_count=1)
     ids = distill.encode_masked(SentimentEncoder(vocab, 400), "a [MASK] film")
     assert list(ids) == [vocab.id("a"), vocab.unk_id, vocab.id("film")]
+
+
+def test_transfer_rows_keep_the_chosen_sources_and_refuse_held_out_texts(tmp_path: Path) -> None:
+    texts = ["a dull film", "a [MASK] film", "the plot is thin", "a gripping film"]
+    logits = np.array([[2, -2], [1, -1], [0.5, -0.5], [-3, 3]], np.float32)
+    transfer_set.write_transfer(tmp_path / transfer_set.TRANSFER_FILE, texts, [0, -1, -1, 1], logits,
+                                ["sst2", "sst2-aug", "imdb-sentence", "sst2"])  # fmt: skip
+    vocab = Vocab.build(" ".join(CORPUS).split(), min_count=1)
+    encoder = SentimentEncoder(vocab, 400)
+    sst = [LabeledText("a dull film", 0), LabeledText("a funny film", 1)]
+    review = [LabeledText("the plot is dull", 0)]
+
+    def rows(sources: frozenset[str]) -> list[tuple[list[int], list[float]]]:
+        kept = distill.transfer_rows(tmp_path, sst, review, encoder, encoder, {"a gripping film"}, sources)
+        return [(list(ids), target.tolist()) for ids, target in kept]
+
+    every = rows(frozenset())
+    assert len(every) == 5  # 2 SST-2 rows, the two other transfer texts, 1 review; the held-out text refused
+    assert every[0][1] == [0, 2, -2] and np.isnan(every[1][1][1:]).all()  # "a funny film" has no teacher logits
+    assert [target for _, target in every[2:4]] == [[-1, 1, -1], [-1, 0.5, -0.5]]
+    chosen = rows(frozenset({"sst2", "sst2-aug"}))
+    assert len(chosen) == 4 and [-1, 0.5, -0.5] not in [target for _, target in chosen]
 
 
 class CountingTeacher:
