@@ -54,6 +54,9 @@ class TrainConfig(ModelRunConfig):
     )
     imdb_valid_fraction: float = knob(0.1, "share of IMDb reviews held out for validation")
     imdb_min_count: int = knob(20, "IMDb words enter the vocabulary from this count (keeps the model small)")
+    review_repeats: int = knob(
+        1, "each IMDb training review is seen this many times an epoch (beside a large transfer set, reviews are few)"
+    )
     train_max_tokens: int = knob(160, "longest training review in words (start and end kept); serving uses max_tokens")
     max_rows: int | None = knob(None, "use only the first N rows of each file (quick runs, tests)")
     cell: Literal["torch-lstm", "lstm", "gru", "rnn"] = knob("torch-lstm", "recurrent cell")
@@ -139,16 +142,17 @@ def main(argv: list[str] | None = None) -> None:
         limited = SentimentEncoder(vocab, max_tokens)
         return [(limited.encode(r.text), r.label) for r in items]
 
-    train: list[Row] = [*encode(train_rows), *encode(imdb_train, cfg.train_max_tokens)]
+    repeated = imdb_train * cfg.review_repeats  # more review steps an epoch; the vocabulary counts each review once
+    train: list[Row] = [*encode(train_rows), *encode(repeated, cfg.train_max_tokens)]
     if cfg.teacher and cfg.transfer:
         raise ValueError("--teacher and --transfer are two ways to distil: choose one")
     if cfg.teacher:
-        train = distilled(train, cfg, [r.text for r in train_rows], [r.text for r in imdb_train])
+        train = distilled(train, cfg, [r.text for r in train_rows], [r.text for r in repeated])
     if cfg.transfer:
         held_out = {r.text for r in valid_rows} | {r.text for r in imdb_valid}
         sentences, reviews = SentimentEncoder(vocab, cfg.max_tokens), SentimentEncoder(vocab, cfg.train_max_tokens)
         sources = frozenset(s for s in cfg.transfer_sources.split(",") if s)
-        train = transfer_rows(Path(cfg.transfer), train_rows, imdb_train, sentences, reviews, held_out, sources)
+        train = transfer_rows(Path(cfg.transfer), train_rows, repeated, sentences, reviews, held_out, sources)
     valid, valid_reviews = encode(valid_rows), encode(imdb_valid)
     model = SentimentClassifier(
         len(vocab), cfg.embed, cfg.hidden, cfg.layers, cfg.dropout, len(LABELS), cfg.cell, vocab.pad_id, cfg.members
