@@ -44,7 +44,16 @@ class ArtifactSpec:
     decoding: dict[str, Any] | None = None  # what the service needs to decode the outputs (e.g. CRF transitions)
 
 
-def write_artifact(out: Path, model: nn.Module, spec: ArtifactSpec, config: RunConfig, result: FitResult) -> Manifest:
+def write_artifact(
+    out: Path,
+    model: nn.Module,
+    spec: ArtifactSpec,
+    config: RunConfig,
+    result: FitResult,
+    training: dict[str, Any] | None = None,
+) -> Manifest:
+    """`training` replaces the record made from `config` and `result`: an artifact derived from another one's
+    weights (training.recalibrate) keeps the record of the run that made them."""
     out.mkdir(parents=True, exist_ok=True)
     parity = write_checked(out / MODEL_FILE, model, spec.example, spec.signature, spec.parity_cases)
     save_json(out / VOCAB_FILE, spec.vocab)
@@ -63,7 +72,7 @@ def write_artifact(out: Path, model: nn.Module, spec: ArtifactSpec, config: RunC
         encoder=spec.encoder,
         architecture={**spec.architecture, "parameters": sum(p.numel() for p in model.parameters())},
         metrics=spec.metrics,
-        training=training_record(config, spec.data, result),
+        training=training if training is not None else training_record(config, spec.data, result),
         parity=parity.to_json(),
         **({"decoding": spec.decoding} if spec.decoding else {}),
     )

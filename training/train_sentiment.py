@@ -105,6 +105,22 @@ def predict(model: SentimentClassifier, encoded: list[np.ndarray], pad_id: int, 
     return np.concatenate(probs)
 
 
+def validation_metrics(
+    model: SentimentClassifier, valid: list[tuple[np.ndarray, int]], reviews: list[tuple[np.ndarray, int]], pad_id: int
+) -> dict[str, float]:
+    """Loss and accuracy on the validation sentences, and accuracy on the validation reviews if there are any."""
+    probs = predict(model, [ids for ids, _ in valid], pad_id)
+    gold = np.array([label for _, label in valid])
+    loss = float(-np.log(probs[np.arange(len(gold)), gold] + 1e-9).mean())
+    metrics = {"valid_loss": loss, "valid_accuracy": float((probs.argmax(1) == gold).mean() * 100)}
+    if reviews:  # both kinds of input count: epochs are chosen on their mean
+        review_probs = predict(model, [ids for ids, _ in reviews], pad_id, batch_size=64)
+        review_gold = np.array([label for _, label in reviews])
+        metrics["valid_imdb_accuracy"] = float((review_probs.argmax(1) == review_gold).mean() * 100)
+        metrics["valid_mean_accuracy"] = (metrics["valid_accuracy"] + metrics["valid_imdb_accuracy"]) / 2
+    return metrics
+
+
 def member_logits(model: SentimentClassifier, encoded: list[np.ndarray], pad_id: int, batch_size: int = 256) -> Tensor:
     """[members, rows, labels] logits, before any temperature (what calibration fits)."""
     parts = []
@@ -178,16 +194,7 @@ def main(argv: list[str] | None = None) -> None:
         return F.cross_entropy(logits.flatten(0, 1), targets.repeat(members, *[1] * (targets.dim() - 1)))
 
     def evaluate(net: nn.Module) -> dict[str, float]:
-        probs = predict(model, [ids for ids, _ in valid], vocab.pad_id)
-        gold = np.array([label for _, label in valid])
-        loss = float(-np.log(probs[np.arange(len(gold)), gold] + 1e-9).mean())
-        metrics = {"valid_loss": loss, "valid_accuracy": float((probs.argmax(1) == gold).mean() * 100)}
-        if valid_reviews:  # both kinds of input count: choose the epoch on their mean
-            review_probs = predict(model, [ids for ids, _ in valid_reviews], vocab.pad_id, batch_size=64)
-            review_gold = np.array([label for _, label in valid_reviews])
-            metrics["valid_imdb_accuracy"] = float((review_probs.argmax(1) == review_gold).mean() * 100)
-            metrics["valid_mean_accuracy"] = (metrics["valid_accuracy"] + metrics["valid_imdb_accuracy"]) / 2
-        return metrics
+        return validation_metrics(model, valid, valid_reviews, vocab.pad_id)
 
     schedule = Schedule(cfg.epochs, cfg.lr, cfg.weight_decay, cfg.clip, average_last=cfg.average_last, bf16=cfg.bf16)
     result = fit(
@@ -232,7 +239,9 @@ def export(
     valid: list[tuple[np.ndarray, int]],
     valid_rows: list[LabeledText],
     n_reviews: int,
+    training: dict[str, Any] | None = None,
 ) -> None:
+    """Calibrate, run the behaviour suite and write the artifact; `training` as in `write_artifact`."""
     out = Path(cfg.out)
     assert vocab.pad_id is not None
     model.eval()
@@ -259,7 +268,7 @@ def export(
         cfg, vocab, temperature=float(model.temperature), best=best, valid_rows=valid_rows, gold=gold, probs=probs,
         n_reviews=n_reviews, calibration=calibration, behaviour=behaviour, sections=sections,
     )  # fmt: skip
-    write_artifact(out, model, spec, cfg, result)
+    write_artifact(out, model, spec, cfg, result, training)
     if cfg.calibrate:
         curves = {"before": raw, f"T = {calibration['temperature']:.2f}": probs.astype(np.float64)}
         reliability_diagram(curves, gold, out / RELIABILITY_FILE, f"{cfg.name}: SST-2 validation sentences")

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 import torch
 
 from rnntext.artifact import load_encoder
@@ -260,3 +261,35 @@ def test_service_serves_a_from_scratch_cell_model_unchanged(data_dir: Path, tmp_
         assert body["label"] in ("negative", "positive") and abs(sum(body["scores"].values()) - 1) < 1e-5
     finally:
         stop_server(server)
+
+
+def test_recalibration_folds_a_temperature_into_the_same_weights(data_dir: Path, tmp_path: Path) -> None:
+    """training.recalibrate: a model trained without calibration gets a fitted temperature as a new version; its
+    labels do not change, its scores are the old ones at temperature T, and its record is still the training run's."""
+    out = tmp_path / "sentiment"
+    common = [f"--data={data_dir}/sst2/train.tsv", "--imdb=", "--max-rows=4000", "--embed=32", "--hidden=32"]
+    train_sentiment.main([*common, f"--out={out}", f"--runs={tmp_path}", "--epochs=2", "--calibrate=false"])
+    before = Manifest.read(out)
+    texts = ["a gripping , funny film .", "dull and thin .", "not bad", "it is a film ."]
+    old = train_sentiment.artifact_sentiment_probs(out, texts, 400)
+    assert before.architecture["temperature"] == 1.0 and "calibration" not in before.metrics
+
+    from training import recalibrate
+
+    ran = [f"--source={out}", f"--out={out}", f"--data={data_dir}/sst2/train.tsv", "--imdb=", "--version=9.9.1"]
+    recalibrate.main(ran)
+    after = check_artifact(out, "sentiment")
+    temperature = after.architecture["temperature"]
+    assert after.version == "9.9.1" and temperature != 1.0
+    assert after.metrics["calibration"]["temperature"] == round(temperature, 4)
+    assert after.training["command"] == before.training["command"]  # the weights' run
+    assert after.training["calibration_command"].startswith("python -m training.recalibrate --source=")
+    new = train_sentiment.artifact_sentiment_probs(out, texts, 400)
+    np.testing.assert_array_equal(new.argmax(1), old.argmax(1))
+    rescaled = torch.softmax(torch.log(torch.from_numpy(old).double()) / temperature, dim=1).numpy()
+    np.testing.assert_allclose(new, rescaled, atol=1e-5)
+    assert after.metrics["valid_accuracy"] == before.metrics["valid_accuracy"]
+    card = (out / "MODEL_CARD.md").read_text()
+    assert f"| {before.model_id} (before) | this model |" in card and "Fitted after training" in card
+    with pytest.raises(SystemExit, match="calibrated already"):
+        recalibrate.main(ran)
