@@ -18,6 +18,7 @@ from typing import ClassVar
 
 import torch
 
+from bench.torch_from_onnx import load_torch  # the one ONNX -> torch rebuild
 from rnntext.encoders import SentimentEncoder
 from rnntext.manifest import Manifest, file_sha256
 from rnntext.vocab import Vocab, load_json
@@ -62,8 +63,6 @@ def source_config(manifest: Manifest, cfg: RecalibrateConfig) -> TrainConfig:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from bench.torch_from_onnx import load_torch  # the one ONNX -> torch rebuild
-
     cfg = parse_config(RecalibrateConfig, argv)
     torch.set_num_threads(1)
     source, out = Path(cfg.source), Path(cfg.out)

@@ -86,7 +86,7 @@ class TrainConfig(ModelRunConfig):
     epochs: int = knob(6, "passes over the training rows")
     save_rank_weights: bool = knob(False, "torchrun: every rank saves its final weights (to compare ranks)")
     name: str = knob("sentiment-sst2", "model name in the manifest")
-    version: str = knob("1.2.0", "model version in the manifest")
+    version: str = knob("1.2.1", "model version in the manifest")
 
 
 Row = tuple[np.ndarray, Any]  # ids and the target: a label, a distribution (--teacher), [label, logits] (--transfer)
