@@ -44,6 +44,7 @@ from rnntext.tags import TagDecoder
 from service.runtime import OnnxModel, session_options
 from training.data import read_labeled_tsv, split_off, sst_sentence_split
 from training.evaluate import evaluate_ner, sentiment_probs
+from training.tagger_ensemble import TaggerEnsemble
 
 REPO = Path(__file__).resolve().parents[1]
 SENTENCES = 256  # benchmark sentences for speed and consistency
@@ -88,7 +89,9 @@ def sentiment_quality(model: OnnxModel, data: Path) -> dict[str, float]:
 
 def ner_quality(model: OnnxModel, data: Path) -> dict[str, float]:
     assert isinstance(model.encoder, NerEncoder) and model.manifest.tags
-    scores = evaluate_ner(model.session, model.encoder, model.manifest, data / "conll2003" / "valid.txt")
+    decoder = TagDecoder.for_tags(model.manifest.tags, model.manifest.decoding)
+    tagger = TaggerEnsemble([model.manifest], [model.session], model.encoder, decoder)
+    scores = evaluate_ner(tagger, data / "conll2003" / "valid.txt")
     return {"CoNLL-2003 valid entity F1": scores["f1_given"]}
 
 

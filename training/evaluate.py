@@ -14,9 +14,7 @@ import argparse
 import json
 import math
 import random
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -24,9 +22,9 @@ import onnxruntime as ort
 from rnntext.artifact import load_encoder
 from rnntext.encoders import CharEncoder, NerEncoder, SentimentEncoder, pad
 from rnntext.manifest import Manifest
-from rnntext.tags import TagDecoder
 from training.data import read_conll, read_labeled_tsv
 from training.ner_eval import variant_scores
+from training.tagger_ensemble import TaggerEnsemble
 
 
 def evaluate_sentiment(
@@ -68,41 +66,16 @@ def artifact_sentiment_probs(directory: Path, texts: list[str], max_tokens: int)
     return sentiment_probs(session, SentimentEncoder(encoder.vocab, max_tokens), texts)
 
 
-def evaluate_ner(
-    session: ort.InferenceSession,
-    encoder: NerEncoder,
-    manifest: Manifest,
-    path: Path,
-    members: Sequence[tuple[ort.InferenceSession, Manifest]] = (),
-) -> dict[str, float]:
-    """Entity F1 overall and per type for tokens as given, lower-cased and upper-cased, and on raw text. With
-    `members` (taggers over the same vocabulary and tags), scores their ensemble: the mean of every tagger's tag
-    log-probabilities and CRF scores, decoded as one tagger."""
+def evaluate_ner(tagger: TaggerEnsemble, path: Path) -> dict[str, float]:
+    """Entity F1 overall and per type for tokens as given, lower-cased and upper-cased, and on raw text, of one
+    tagger or of an ensemble scored as one."""
     sentences = [(s.words, s.tags) for s in read_conll(path)]
-    sessions = [session, *(m[0] for m in members)]
-    manifests = [manifest, *(m[1] for m in members)]
-
-    def log_probs_of(words: np.ndarray, chars: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        feeds = {"words": words, "chars": chars, "lengths": lengths}
-        return np.mean([np.asarray(s.run(None, feeds)[0]) for s in sessions], axis=0)
-
-    decoding = mean_decoding([m.decoding for m in manifests])
-    scores = variant_scores(log_probs_of, encoder, TagDecoder.for_tags(manifest.tags or [], decoding), sentences)
+    scores = variant_scores(tagger.log_probs_of, tagger.encoder, tagger.decoder, sentences)
     return {
         f"f1_{variant}{'' if label == 'overall' else '_' + label}": round(s["f1"], 2)
         for variant, by_label in scores.items()
         for label, s in by_label.items()
     }
-
-
-def mean_decoding(blocks: list[dict[str, Any] | None]) -> dict[str, Any] | None:
-    """The element-wise mean of several taggers' CRF scores: all of them have some, or none does."""
-    present = [b for b in blocks if b is not None]
-    if len(present) != len(blocks):
-        if present:
-            raise ValueError("some taggers of the ensemble have CRF scores and some do not")
-        return None
-    return {key: np.mean([np.array(b[key], np.float32) for b in present], axis=0) for key in present[0]}
 
 
 def evaluate_charlm(
@@ -140,14 +113,11 @@ def main(argv: list[str] | None = None) -> None:
     if isinstance(encoder, SentimentEncoder):
         result = evaluate_sentiment(session, encoder, args.data, args.limit, args.seed)
     elif isinstance(encoder, NerEncoder):
-        vocab = (args.artifact / manifest.vocab_file).read_bytes()
-        members = []
-        for directory in args.ensemble:
-            member = Manifest.read(directory)
-            if member.tags != manifest.tags or (directory / member.vocab_file).read_bytes() != vocab:
-                parser.error(f"{directory}: not the same vocabulary and tags as {args.artifact}")
-            members.append((open_session(directory, member), member))
-        result = evaluate_ner(session, encoder, manifest, args.data, members)
+        try:
+            tagger = TaggerEnsemble.load([args.artifact, *args.ensemble])
+        except ValueError as e:
+            parser.error(str(e))
+        result = evaluate_ner(tagger, args.data)
     else:
         result = evaluate_charlm(session, encoder, manifest, args.data, args.tail)
     model = " + ".join([manifest.model_id, *(str(d) for d in args.ensemble)])

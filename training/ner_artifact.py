@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from rnntext.encoders import NerEncoder
-from rnntext.manifest import IOSpec, TensorSpec
+from rnntext.manifest import IOSpec, Manifest, TensorSpec
 from training.artifacts import ArtifactSpec
 from training.context_vectors import RECORD_FILE
 from training.export import Signature
@@ -126,9 +126,15 @@ def artifact_spec(
             else ""
         )
         + (
-            f" Learned the tag probabilities of a fine-tuned MiniLM teacher ({teacher_name(cfg.teacher)}) beside the "
-            "gold tags; the teacher is not exported."
+            f" Learned the tag probabilities of a teacher ({teacher_name(cfg.teacher)}) beside the gold tags; the "
+            "teacher is not exported."
             if cfg.teacher
+            else ""
+        )
+        + (
+            f" Also trained on {cfg.silver_sentences:,} sentences of unlabeled text ({Path(cfg.silver).name}) "
+            "tagged by that teacher (its decoded tags and its probabilities)."
+            if cfg.silver
             else ""
         ),
         sections={
@@ -143,7 +149,7 @@ def artifact_spec(
             f"score markedly lower. The weakest type on validation is "
             f"{min(ENTITY_TYPES, key=lambda t: given[t]['f1'] if t in given else 0.0)}.",
         },
-        data=[Path(cfg.train), Path(cfg.valid)],
+        data=[Path(cfg.train), Path(cfg.valid), *([Path(cfg.silver)] if cfg.silver else [])],
     )
 
 
@@ -162,7 +168,12 @@ def word_vectors(cfg: TrainConfig) -> str:
     return "random (no pretrained vectors)"
 
 
-def teacher_name(directory: str) -> str:
-    """The teacher's name@version and validation F1 from its teacher.json."""
-    record = json.loads((Path(directory) / TEACHER_FILE).read_text())
+def teacher_name(teacher: str) -> str:
+    """A fine-tuned MiniLM teacher's name@version and validation F1 (its teacher.json), or the ensemble's members
+    (artifact directories, each with its own manifest)."""
+    directories = teacher.split(",")
+    if not (Path(directories[0]) / TEACHER_FILE).exists():
+        members = [f"{Manifest.read(Path(d)).model_id} in {d}" for d in directories]
+        return f"ensemble of {len(members)} taggers: {'; '.join(members)}"
+    record = json.loads((Path(directories[0]) / TEACHER_FILE).read_text())
     return f"{record['name']}@{record['version']}, valid F1 {record['metrics']['valid_f1_given']}"

@@ -14,7 +14,7 @@ import logging
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -22,19 +22,22 @@ from torch import Tensor, nn
 
 from rnntext.encoders import NerEncoder, NerFeatures, pad
 from rnntext.tags import TagDecoder, allowed_transitions
+from rnntext.tokenize import tokenize_words
 from rnntext.vocab import Vocab
 from training.artifacts import write_artifact
 from training.batching import bucketed, shard
 from training.config import ModelRunConfig, knob, parse_config
 from training.context_vectors import load_vectors
 from training.crf import CRF
-from training.data import TaggedSentence, read_conll
+from training.data import TaggedSentence, read_conll, read_lines, review_sentences
 from training.loop import Distributed, FitResult, Schedule, fit, start_run
 from training.models import NerTagger
 from training.neighbour_lm import NeighbourLM, TaggerWithLM, class_table
 from training.ner_artifact import TAGS, artifact_spec
 from training.ner_eval import CASINGS, Casing, LogProbsOf, variant_scores
 from training.pretrained import fill, initialise, reduce, vocabulary_words
+from training.tagger_ensemble import TaggerEnsemble
+from training.teacher_sentiment import TEACHER_FILE
 
 log = logging.getLogger("train_ner")
 PAD_TAG = -100  # ignored by the token loss; the CRF masks padding by length
@@ -73,8 +76,16 @@ class TrainConfig(ModelRunConfig):
     token_loss: float = knob(1.0, "with --crf: weight of the per-token loss beside the CRF's (keeps scores calibrated)")
     lm_loss: float = knob(0.0, "weight of the auxiliary next/previous-word LM loss (Rei 2017; one layer only)")
     lm_words: int = knob(7500, "with --lm-loss: the most frequent training words the LM predicts (others: one class)")
-    teacher: str = knob("", "a fine-tuned NER teacher (training.teacher_ner) whose tag probabilities are learned too")
+    teacher: str = knob(
+        "",
+        "whose tag probabilities are learned too: a fine-tuned NER teacher (training.teacher_ner), or comma-separated "
+        "NER artifacts with one vocabulary, taken as their ensemble (training.tagger_ensemble)",
+    )
     distill_loss: float = knob(1.0, "with --teacher: weight of the cross-entropy to the teacher's tag probabilities")
+    silver: str = knob(
+        "", "with --teacher: unlabeled text, one document a line (.gz too), whose sentences the teacher tags ('': none)"
+    )
+    silver_sentences: int = knob(10000, "with --silver: how many of its sentences (3-60 words; a seeded sample)")
     batch_size: int = knob(32, "sentences per step")
     epochs: int = knob(30, "passes over the training sentences")
     average_last: int = knob(10, "also try the mean of the last N epochs' weights; kept if it validates better")
@@ -85,7 +96,8 @@ class TrainConfig(ModelRunConfig):
 
 # One example: the sentence's features under each casing (the word ids are the same: words are looked up
 # lower-cased; only the characters differ), its tag ids, and the teacher's [words, tags] probabilities (or None).
-# The teacher is uncased, so one set of probabilities serves every casing.
+# The teacher's probabilities are those of the sentence as written, so a lower- or upper-cased copy is taught what
+# the teacher makes of the cased one.
 Example = tuple[dict[Casing, NerFeatures], np.ndarray, np.ndarray | None]
 Row = tuple[NerFeatures, np.ndarray, np.ndarray | None]
 
@@ -138,14 +150,27 @@ def main(argv: list[str] | None = None) -> None:
         len(encoder.words),
         len(encoder.chars),
     )
-    soft = teacher_probs(cfg, train_sents)
+    if cfg.silver and not cfg.teacher:
+        raise SystemExit("--silver needs --teacher: its sentences are tagged by the teacher")
+    silver = silver_sentences(Path(cfg.silver), cfg.silver_sentences, cfg.seed) if cfg.silver else []
+    teacher = teacher_probs(cfg, [s.words for s in train_sents + silver])
+    if cfg.teacher:
+        gold = [[TAGS.index(t) for t in s.tags] for s in train_sents]
+        probs = teacher.probs[: len(train_sents)]
+        agree = np.mean([(p.argmax(1) == g).mean() for p, g in zip(probs, gold, strict=True) if p is not None])
+        log.info("teacher %s: its top tag is the gold tag for %.2f%% of training words", cfg.teacher, 100 * agree)
+    if silver:
+        tagged = teacher_tags(teacher, len(train_sents))
+        silver = [TaggedSentence(s.words, tags) for s, tags in zip(silver, tagged, strict=True)]
+        entities = sum(t.startswith("B-") for s in silver for t in s.tags)
+        log.info("%d silver sentences from %s, %d entities by the teacher's tags", len(silver), cfg.silver, entities)
     train: list[Example] = [
         (
             {name: encoder.encode([change(w) for w in s.words]) for name, change in CASINGS.items()},
             np.array([tag_id[t] for t in s.tags], dtype=np.int64),
             probs,
         )
-        for s, probs in zip(train_sents, soft, strict=True)
+        for s, probs in zip(train_sents + silver, teacher.probs, strict=True)
     ]
     valid = [(s.words, s.tags) for s in valid_sents]
     model = NerTagger(
@@ -220,19 +245,49 @@ def main(argv: list[str] | None = None) -> None:
         export(model, encoder, cfg, result, valid)
 
 
-def teacher_probs(cfg: TrainConfig, sentences: list[TaggedSentence]) -> list[np.ndarray | None]:
-    """The teacher's tag probabilities for each training sentence, computed once before training (None each without
-    a teacher). Imports transformers only when asked: the tagger itself never needs it."""
-    if not cfg.teacher:
-        return [None] * len(sentences)
-    from training.teacher_ner import NerTeacher
+class Teacher(NamedTuple):
+    probs: list[np.ndarray | None]  # [words, tags] per sentence, None each without a teacher
+    decoder: TagDecoder  # how the teacher itself decodes: silver sentences get its tags
 
-    teacher = NerTeacher.load(Path(cfg.teacher))
-    log_probs = teacher.word_log_probs([s.words for s in sentences], progress=True)
-    gold = [[TAGS.index(t) for t in s.tags] for s in sentences]
-    agree = np.mean([(lp.argmax(1) == g).mean() for lp, g in zip(log_probs, gold, strict=True)])
-    log.info("teacher %s: its top tag is the gold tag for %.2f%% of training words", cfg.teacher, 100 * agree)
-    return [np.exp(lp) for lp in log_probs]
+
+def teacher_probs(cfg: TrainConfig, sentences: list[list[str]]) -> Teacher:
+    """The teacher's tag probabilities for each sentence, computed once before training. A MiniLM teacher decodes
+    with the constrained Viterbi alone, an ensemble of taggers with its mean CRF scores. Imports transformers only
+    for a MiniLM teacher: the tagger itself never needs it."""
+    if not cfg.teacher:
+        return Teacher([None] * len(sentences), TagDecoder.for_tags(TAGS))
+    directories = [Path(d) for d in cfg.teacher.split(",")]
+    if (directories[0] / TEACHER_FILE).exists():
+        from training.teacher_ner import NerTeacher
+
+        if len(directories) > 1:
+            raise SystemExit("--teacher: one fine-tuned MiniLM teacher, or NER artifacts only")
+        log_probs = NerTeacher.load(directories[0]).word_log_probs(sentences, progress=True)
+        decoder = TagDecoder.for_tags(TAGS)
+    else:
+        ensemble = TaggerEnsemble.load(directories)
+        if list(ensemble.decoder.tags) != TAGS:
+            raise SystemExit(f"--teacher: tags {ensemble.decoder.tags}, not the tagger's {TAGS}")
+        log_probs, decoder = ensemble.word_log_probs(sentences), ensemble.decoder
+    return Teacher([np.exp(lp) for lp in log_probs], decoder)
+
+
+def teacher_tags(teacher: Teacher, first: int) -> list[list[str]]:
+    """The teacher's own tags for sentences `first`.. (silver sentences): its decoder over its probabilities."""
+    tagged = []
+    for probs in teacher.probs[first:]:
+        assert probs is not None
+        (path,) = teacher.decoder.decode_batch(np.log(probs)[None], np.array([len(probs)]))
+        tagged.append([TAGS[t] for t in path])
+    return tagged
+
+
+def silver_sentences(path: Path, limit: int, seed: int) -> list[TaggedSentence]:
+    """A seeded sample of `limit` sentences (3-60 words) of unlabeled text, tokenized as the service tokenizes
+    raw text; their tags are filled in by the teacher."""
+    sentences = sorted({s for s in review_sentences(read_lines(path))})
+    random.Random(seed).shuffle(sentences)
+    return [TaggedSentence(words, []) for words in (tokenize_words(s) for s in sentences[:limit])]
 
 
 def initialise_in_context(embedding: nn.Embedding, tokens: list[str], pad_id: int | None, cfg: TrainConfig) -> float:
