@@ -23,6 +23,7 @@ from rnntext.encoders import SentimentEncoder
 from rnntext.manifest import Manifest
 from rnntext.vocab import UNK
 from training.data import LabeledText
+from training.evaluate import artifact_sentiment_probs
 from training.transfer_set import MASK, RECORD_FILE, read_transfer
 
 log = logging.getLogger(__name__)
@@ -46,11 +47,13 @@ def transfer_rows(
     long_reviews: SentimentEncoder,
     held_out: set[str],
     sources: frozenset[str] = frozenset(),
+    review_logits: np.ndarray | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Every SST-2 training row (gold label, with the teacher's logits where the transfer set has the text), every
-    other transfer text (logits only), and the IMDb training reviews (gold label only: the teacher reads 128 pieces
-    of a review at most). Texts held out for validation are refused, whatever the transfer set holds. `sources`
-    (empty: all) keeps only the transfer texts of those sources, so one labelled set serves several mixes."""
+    other transfer text (logits only), and the IMDb training reviews (gold label, and `review_logits` [reviews, 2]
+    where given: the transfer set's teacher reads 128 pieces of a review at most). Texts held out for validation are
+    refused, whatever the transfer set holds. `sources` (empty: all) keeps only the transfer texts of those sources,
+    so one labelled set serves several mixes."""
     transfer = {r.text: r for r in read_transfer(directory) if not sources or r.source in sources}
     leaked = held_out & transfer.keys()
     for text in leaked:
@@ -62,7 +65,11 @@ def transfer_rows(
         rows.append((sentences.encode(r.text), np.array([r.label, *logits], np.float32)))
     for t in transfer.values():
         rows.append((encode_masked(sentences, t.text), np.array([t.label, *t.logits], np.float32)))
-    rows += [(long_reviews.encode(r.text), np.array([r.label, *NO_LOGITS], np.float32)) for r in reviews]
+    if review_logits is not None and len(review_logits) != len(reviews):
+        raise ValueError(f"{len(review_logits)} review logits for {len(reviews)} reviews")
+    for i, r in enumerate(reviews):
+        logits = tuple(review_logits[i]) if review_logits is not None else NO_LOGITS
+        rows.append((long_reviews.encode(r.text), np.array([r.label, *logits], np.float32)))
     rows = [row for row in rows if len(row[0])]  # a transfer n-gram of punctuation alone may encode to nothing
     with_logits = sum(not np.isnan(t[1]) for _, t in rows)
     log.info(
@@ -134,6 +141,39 @@ def record_transfer(out: Path, directory: Path, weight: float, kind: str, split:
             if differences
             else ""
         )
+    )
+
+
+REVIEW_TEACHER_MANIFEST = "review-teacher-manifest.json"
+
+
+def review_teacher_logits(
+    directory: Path, reviews: list[LabeledText], max_tokens: int, split: dict[str, Any]
+) -> np.ndarray:
+    """[reviews, 2] targets from a sentiment artifact: its log-probabilities centred per review (the log-odds
+    split evenly, on the scale of the transfer set's logits). Refused unless the artifact was trained on the same
+    validation split: otherwise the student's validation reviews may be in its training set."""
+    config = Manifest.read(directory).training["config"]
+    differences = [f"{k}={config.get(k)} (student: {split[k]})" for k in SPLIT_KNOBS if config.get(k) != split[k]]
+    if differences:
+        raise SystemExit(f"--review-teacher {directory} was trained on another split: {'; '.join(differences)}")
+    log_probs = np.log(np.clip(artifact_sentiment_probs(directory, [r.text for r in reviews], max_tokens), 1e-7, 1))
+    gold = np.array([r.label for r in reviews])
+    log.info(
+        "review teacher %s agrees with %.1f%% of the training reviews' labels",
+        directory,
+        100 * float((log_probs.argmax(1) == gold).mean()),
+    )
+    return (log_probs - log_probs.mean(1, keepdims=True)).astype(np.float32)
+
+
+def record_review_teacher(out: Path, directory: Path) -> str:
+    """Copy the review teacher's manifest next to the artifact; the model card's sentence."""
+    shutil.copyfile(directory / "manifest.json", out / REVIEW_TEACHER_MANIFEST)
+    t = Manifest.read(directory)
+    return (
+        f"The IMDb training reviews' targets add the centred log-probabilities of {t.model_id} (trained on the same "
+        f"split) as logits; its manifest is {REVIEW_TEACHER_MANIFEST}."
     )
 
 

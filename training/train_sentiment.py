@@ -30,7 +30,15 @@ from training.calibration import calibrate, calibrated_probs, reliability_diagra
 from training.calibration import card_section as calibration_section
 from training.config import ModelRunConfig, knob, parse_config
 from training.data import LabeledText, sentiment_splits
-from training.distill import SPLIT_KNOBS, record_teacher, record_transfer, transfer_loss, transfer_rows
+from training.distill import (
+    SPLIT_KNOBS,
+    record_review_teacher,
+    record_teacher,
+    record_transfer,
+    review_teacher_logits,
+    transfer_loss,
+    transfer_rows,
+)
 from training.evaluate import artifact_sentiment_probs
 from training.loop import Distributed, FitResult, Schedule, fit, start_run
 from training.models import SentimentClassifier
@@ -79,6 +87,11 @@ class TrainConfig(ModelRunConfig):
         "", "with --transfer: comma-separated sources to learn from, e.g. sst2,sst2-aug,sst2-neg ('': all)"
     )
     distill_loss: Literal["mse", "kl"] = knob("mse", "with --transfer: MSE on the logits (Tang et al.) or KL")
+    review_teacher: str = knob(
+        "",
+        "with --transfer: a sentiment artifact trained on the same split whose probabilities on the IMDb training "
+        "reviews are learned too (the transfer set's teacher reads sentences; '': gold labels only)",
+    )
     calibrate: bool = knob(True, "fit a temperature on the validation sentences and fold it into the exported graph")
     dropout: float = knob(0.5, "dropout on embeddings and before the head")
     unk_rate: float = knob(0.05, "word dropout: share of training words replaced by <unk>")
@@ -168,7 +181,17 @@ def main(argv: list[str] | None = None) -> None:
         held_out = {r.text for r in valid_rows} | {r.text for r in imdb_valid}
         sentences, reviews = SentimentEncoder(vocab, cfg.max_tokens), SentimentEncoder(vocab, cfg.train_max_tokens)
         sources = frozenset(s for s in cfg.transfer_sources.split(",") if s)
-        train = transfer_rows(Path(cfg.transfer), train_rows, repeated, sentences, reviews, held_out, sources)
+        review_logits = None
+        if cfg.review_teacher:
+            split = {k: getattr(cfg, k) for k in SPLIT_KNOBS}
+            # The teacher reads each review as served (up to --max-tokens), the student its training cut.
+            review_logits = review_teacher_logits(Path(cfg.review_teacher), imdb_train, cfg.max_tokens, split)
+            review_logits = np.concatenate([review_logits] * cfg.review_repeats)
+        train = transfer_rows(
+            Path(cfg.transfer), train_rows, repeated, sentences, reviews, held_out, sources, review_logits
+        )
+    elif cfg.review_teacher:
+        raise SystemExit("--review-teacher needs --transfer")
     valid, valid_reviews = encode(valid_rows), encode(imdb_valid)
     model = SentimentClassifier(
         len(vocab), cfg.embed, cfg.hidden, cfg.layers, cfg.dropout, len(LABELS), cfg.cell, vocab.pad_id, cfg.members
@@ -278,6 +301,8 @@ def export(
     if cfg.transfer:
         split = {k: getattr(cfg, k) for k in SPLIT_KNOBS}
         distillation = record_transfer(out, Path(cfg.transfer), cfg.distill_weight, cfg.distill_loss, split)
+        if cfg.review_teacher:
+            distillation += " " + record_review_teacher(out, Path(cfg.review_teacher))
     if distillation:
         card = out / CARD_FILE
         card.write_text(card.read_text() + "\n## Distillation\n" + distillation + "\n")

@@ -17,8 +17,10 @@ from rnntext.manifest import Manifest
 from rnntext.vocab import Vocab
 from tests.training.test_training_runs import check_artifact
 from training import distill, pipeline_sentiment, transfer_set
-from training.data import LabeledText
+from training.data import LabeledText, read_labeled_tsv
+from training.evaluate import artifact_sentiment_probs
 
+REPO = Path(__file__).resolve().parents[2]
 CORPUS = ["a dull film", "a gripping film", "a funny film", "the plot is dull", "the plot is thin"]
 
 
@@ -84,6 +86,33 @@ def test_transfer_rows_keep_the_chosen_sources_and_refuse_held_out_texts(tmp_pat
     assert [target for _, target in every[2:4]] == [[-1, 1, -1], [-1, 0.5, -0.5]]
     chosen = rows(frozenset({"sst2", "sst2-aug"}))
     assert len(chosen) == 4 and [-1, 0.5, -0.5] not in [target for _, target in chosen]
+    taught = distill.transfer_rows(
+        tmp_path, sst, review, encoder, encoder, {"a gripping film"}, review_logits=np.array([[1.5, -1.5]])
+    )
+    assert taught[-1][1].tolist() == [0, 1.5, -1.5]  # the review keeps its gold label and gains the logits
+    with pytest.raises(ValueError, match="2 review logits for 1 reviews"):
+        distill.transfer_rows(tmp_path, sst, review, encoder, encoder, set(), review_logits=np.zeros((2, 2)))
+
+
+def test_a_review_teacher_gives_centred_log_probabilities_on_its_own_split_only(data_dir: Path, tmp_path: Path) -> None:
+    """The committed sentiment model as the teacher of real IMDb reviews: its log-odds split evenly between the two
+    logits; a student on another validation split is refused (its validation reviews may be the teacher's training
+    reviews)."""
+    artifact = REPO / "artifacts" / "sentiment"
+    config = Manifest.read(artifact).training["config"]
+    split = {k: config[k] for k in distill.SPLIT_KNOBS}
+    reviews = read_labeled_tsv(data_dir / "imdb" / "train.tsv")[:40]
+    logits = distill.review_teacher_logits(artifact, reviews, 400, split)
+    assert logits.shape == (40, 2)
+    np.testing.assert_allclose(logits.sum(1), 0.0, atol=1e-5)
+    probs = artifact_sentiment_probs(artifact, [r.text for r in reviews], 400)
+    np.testing.assert_allclose(logits[:, 1] - logits[:, 0], np.log(probs[:, 1] / probs[:, 0]), rtol=1e-4, atol=1e-4)
+    assert (logits.argmax(1) == [r.label for r in reviews]).mean() > 0.8
+    with pytest.raises(SystemExit, match="trained on another split: seed=1337 \\(student: 7\\)"):
+        distill.review_teacher_logits(artifact, reviews, 400, {**split, "seed": 7})
+    sentence = distill.record_review_teacher(tmp_path, artifact)
+    assert Manifest.read(artifact).model_id in sentence
+    assert (tmp_path / distill.REVIEW_TEACHER_MANIFEST).read_bytes() == (artifact / "manifest.json").read_bytes()
 
 
 class CountingTeacher:
