@@ -20,3 +20,19 @@ def data_dir() -> Path:
     if not DATA.is_dir():
         pytest.skip(f"training data not found at {DATA} (CI and sessions have ../shared/data beside the repo)")
     return DATA
+
+
+def tiny_tagger_args(data_dir: Path, out: Path, runs: Path) -> list[str]:
+    """train_ner flags for a seconds-long run on 200 real CoNLL sentences (teacher tests add their own flags)."""
+    return [
+        f"--train={data_dir}/conll2003/train.txt",
+        f"--valid={data_dir}/conll2003/valid.txt",
+        f"--out={out}",
+        f"--runs={runs}",
+        "--max-sentences=200",
+        "--hidden=16",
+        "--word-embed=16",
+        "--char-filters=8",
+        "--epochs=1",
+        "--pretrained=none",
+    ]

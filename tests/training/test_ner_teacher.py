@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from rnntext.manifest import Manifest
+from tests.training.conftest import tiny_tagger_args
 from training import teacher_ner, train_ner
 from training.ner_artifact import TAGS
 from training.teacher_sentiment import load_pretrained
@@ -68,22 +69,7 @@ def test_the_tagger_learns_from_the_teacher(
 ) -> None:
     caplog.set_level(logging.INFO, logger="train_ner")
     out = tmp_path / "ner"
-    train_ner.main(
-        [
-            f"--train={data_dir}/conll2003/train.txt",
-            f"--valid={data_dir}/conll2003/valid.txt",
-            f"--out={out}",
-            f"--runs={tmp_path}",
-            "--max-sentences=200",
-            "--hidden=16",
-            "--word-embed=16",
-            "--char-filters=8",
-            "--epochs=1",
-            "--pretrained=none",
-            f"--teacher={teacher_dir}",
-            "--distill-loss=0.5",
-        ]
-    )
+    train_ner.main([*tiny_tagger_args(data_dir, out, tmp_path), f"--teacher={teacher_dir}", "--distill-loss=0.5"])
     manifest = Manifest.read(out)
     assert f"--teacher={teacher_dir}" in manifest.training["command"]
     assert "--distill-loss=0.5" in manifest.training["command"]

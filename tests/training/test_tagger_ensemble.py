@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from rnntext.manifest import Manifest
+from tests.training.conftest import tiny_tagger_args
 from training import train_ner
 from training.data import read_labeled_tsv
 from training.ner_artifact import TAGS
@@ -48,16 +49,7 @@ def test_the_tagger_learns_from_an_ensemble_on_gold_and_silver_sentences(
     caplog.set_level(logging.INFO, logger="train_ner")
     out = tmp_path / "ner"
     args = [
-        f"--train={data_dir}/conll2003/train.txt",
-        f"--valid={data_dir}/conll2003/valid.txt",
-        f"--out={out}",
-        f"--runs={tmp_path}",
-        "--max-sentences=200",
-        "--hidden=16",
-        "--word-embed=16",
-        "--char-filters=8",
-        "--epochs=1",
-        "--pretrained=none",
+        *tiny_tagger_args(data_dir, out, tmp_path),
         f"--teacher={NER},{NER}",
         f"--silver={silver}",
         "--silver-sentences=80",
