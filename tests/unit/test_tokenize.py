@@ -18,6 +18,19 @@ def test_ptb_splits() -> None:
     assert texts("well-known O'Neill, (yes)") == ["well-known", "O'Neill", ",", "(", "yes", ")"]
 
 
+def test_initials_titles_company_suffixes_and_currencies_stay_whole_as_in_conll() -> None:
+    """CoNLL-2003 (PTB) keeps "P." in "P. Simmons" whole: split, the name's first token became "." for the tagger."""
+    assert texts("Somerset 83 (P. Simmons 4-38)") == ["Somerset", "83", "(", "P.", "Simmons", "4-38", ")"]
+    assert texts("Mr. Major met Acme Inc. staff") == ["Mr.", "Major", "met", "Acme", "Inc.", "staff"]
+    assert texts("First of Michigan Corp., Detroit") == ["First", "of", "Michigan", "Corp.", ",", "Detroit"]
+    assert texts("fell C$ 0.45 to US$101.15") == ["fell", "C$", "0.45", "to", "US$", "101.15"]
+    assert texts("s. korean") == ["s.", "korean"]  # any casing
+    # A full stop that ends a sentence is still its own token (a one-letter word before the next sentence is not:
+    # "an A. Then" reads as an initial).
+    assert texts("It was bad, no. It got an A.") == ["It", "was", "bad", ",", "no", ".", "It", "got", "an", "A", "."]
+    assert texts("paid $5, Dr. No") == ["paid", "$", "5", ",", "Dr.", "No"]
+
+
 def test_emoji_and_unknown_characters_are_tokens_with_offsets() -> None:
     text = "great 😀 film👍🏽 \u2603"
     tokens = tokenize(text)
