@@ -3,8 +3,8 @@
 Social-media text keeps its units whole: a URL, an e-mail address, an @mention and a #hashtag are one token each.
 
 Both datasets were tokenized PTB-style ("do n't", "it 's", punctuation apart, "U.S." kept whole, and so are an
-initial or a title before a word: "P. Simmons", "Mr. Major", "Acme Inc. said", and "C$" before an amount), so raw user text is split the same
-way before its words are looked up. Every token carries its [start, end) offsets into
+initial or a title before a word: "P. Simmons", "Mr. Major", "Acme Inc. said", and "C$" before an amount), so raw
+user text is split the same way before its words are looked up. Every token carries its [start, end) offsets into
 the original text, which /ner returns to clients.
 """
 
@@ -22,10 +22,12 @@ _TOKEN = re.compile(
     | n't\b
     | '(?:s|re|ve|ll|d|m)\b             # clitics: "it 's", "we 're"
     | (?:[^\W\d_]\.){2,}                # abbreviations: U.S., e.g.
-    | (?<!\w)[^\W\d_]\.(?=\s+[^\W\d_])  # an initial before a word: "P. Simmons", "S. Korean"
-    | (?<!\w)(?:mr|mrs|ms|dr|st|jr|sr|gen|gov|sen|prof|lt|col|capt|sgt|mt|vs)\.(?=\s+\w)  # titles before a word
-    | (?<!\w)(?:inc|corp|co|ltd)\.(?=\s+\w|\s*[,;:)]|\s*$)  # company suffixes: "Acme Inc. said", "Acme Corp."
-    | (?<!\w)[^\W\d_]{1,3}\$(?=\s*\d)   # currencies before an amount: C$ 1.1, US$ 5
+    | (?=[^\W\d_]{1,4}[.$])(?<!\w)(?:   # (a cheap guard: up to 4 letters then . or $, at a word's start)
+          [^\W\d_]\.(?=\s+[^\W\d_])      # an initial before a word: "P. Simmons", "S. Korean"
+        | (?:mrs?|ms|dr|st|jr|sr|gen|gov|sen|prof|lt|col|capt|sgt|mt|vs)\.(?=\s+\w)  # a title before a word
+        | (?:inc|corp|co|ltd)\.(?=\s+\w|\s*[,;:)]|\s*$)  # company suffixes: "Acme Inc. said", "Acme Corp."
+        | [^\W\d_]{1,3}\$(?=\s*\d)         # currencies before an amount: C$ 1.1, US$ 5
+      )
     | \d+(?:[.,:/-]\d+)+                # numbers, dates, times: 1,000  3.5  1996-08-22
     | \w+(?:[-.]\w+|'(?!(?:s|re|ve|ll|d|m)\b)\w+)*  # words with inner - . or ' (well-known, O'Neill), not clitics
     | \.\.\.|--                         # multi-character punctuation
