@@ -90,7 +90,7 @@ def sentiment_quality(model: OnnxModel, data: Path) -> dict[str, float]:
 def ner_quality(model: OnnxModel, data: Path) -> dict[str, float]:
     assert isinstance(model.encoder, NerEncoder) and model.manifest.tags
     decoder = TagDecoder.for_tags(model.manifest.tags, model.manifest.decoding)
-    tagger = TaggerEnsemble([model.manifest], [model.session], model.encoder, decoder)
+    tagger = TaggerEnsemble([model.session], model.encoder, decoder)
     scores = evaluate_ner(tagger, data / "conll2003" / "valid.txt")
     return {"CoNLL-2003 valid entity F1": scores["f1_given"]}
 

@@ -109,17 +109,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     manifest = Manifest.read(args.artifact)
     encoder = load_encoder(args.artifact, manifest)
-    session = open_session(args.artifact, manifest)
-    if isinstance(encoder, SentimentEncoder):
-        result = evaluate_sentiment(session, encoder, args.data, args.limit, args.seed)
-    elif isinstance(encoder, NerEncoder):
+    if isinstance(encoder, NerEncoder):  # the tagger (or ensemble) opens its own sessions
         try:
             tagger = TaggerEnsemble.load([args.artifact, *args.ensemble])
         except ValueError as e:
             parser.error(str(e))
         result = evaluate_ner(tagger, args.data)
+    elif isinstance(encoder, SentimentEncoder):
+        result = evaluate_sentiment(open_session(args.artifact, manifest), encoder, args.data, args.limit, args.seed)
     else:
-        result = evaluate_charlm(session, encoder, manifest, args.data, args.tail)
+        result = evaluate_charlm(open_session(args.artifact, manifest), encoder, manifest, args.data, args.tail)
     model = " + ".join([manifest.model_id, *(str(d) for d in args.ensemble)])
     print(json.dumps({"model": model, "data": args.data.name, **result}, indent=1))
 

@@ -24,7 +24,6 @@ from training.ner_eval import decode_tags
 
 @dataclass
 class TaggerEnsemble:
-    manifests: list[Manifest]
     sessions: list[ort.InferenceSession]
     encoder: NerEncoder
     decoder: TagDecoder
@@ -48,7 +47,7 @@ class TaggerEnsemble:
             for d, m in zip(directories, manifests, strict=True)
         ]
         decoder = TagDecoder.for_tags(first.tags or [], mean_decoding([m.decoding for m in manifests]))
-        return cls(manifests, sessions, encoder, decoder)
+        return cls(sessions, encoder, decoder)
 
     def log_probs_of(self, words: np.ndarray, chars: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """[batch, words, tags]: the members' mean tag log-probabilities (what the decoder adds CRF scores to)."""

@@ -118,6 +118,11 @@ def predict(model: SentimentClassifier, encoded: list[np.ndarray], pad_id: int, 
     return np.concatenate(probs)
 
 
+def split_of(cfg: TrainConfig) -> dict[str, Any]:
+    """The knobs that draw the validation split (a teacher or transfer set must share them)."""
+    return {k: getattr(cfg, k) for k in SPLIT_KNOBS}
+
+
 def validation_metrics(
     model: SentimentClassifier, valid: list[tuple[np.ndarray, int]], reviews: list[tuple[np.ndarray, int]], pad_id: int
 ) -> dict[str, float]:
@@ -183,9 +188,8 @@ def main(argv: list[str] | None = None) -> None:
         sources = frozenset(s for s in cfg.transfer_sources.split(",") if s)
         review_logits = None
         if cfg.review_teacher:
-            split = {k: getattr(cfg, k) for k in SPLIT_KNOBS}
             # The teacher reads each review as served (up to --max-tokens), the student its training cut.
-            review_logits = review_teacher_logits(Path(cfg.review_teacher), imdb_train, cfg.max_tokens, split)
+            review_logits = review_teacher_logits(Path(cfg.review_teacher), imdb_train, cfg.max_tokens, split_of(cfg))
             review_logits = np.concatenate([review_logits] * cfg.review_repeats)
         train = transfer_rows(
             Path(cfg.transfer), train_rows, repeated, sentences, reviews, held_out, sources, review_logits
@@ -299,8 +303,7 @@ def export(
     if cfg.teacher:
         distillation = record_teacher(out, Path(cfg.teacher), cfg.distill_weight)
     if cfg.transfer:
-        split = {k: getattr(cfg, k) for k in SPLIT_KNOBS}
-        distillation = record_transfer(out, Path(cfg.transfer), cfg.distill_weight, cfg.distill_loss, split)
+        distillation = record_transfer(out, Path(cfg.transfer), cfg.distill_weight, cfg.distill_loss, split_of(cfg))
         if cfg.review_teacher:
             distillation += " " + record_review_teacher(out, Path(cfg.review_teacher))
     if distillation:
