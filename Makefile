@@ -97,9 +97,11 @@ train-sentiment-ensemble: $(VENV)/.dev
 	$(PY) -m training.train_sentiment --data=$(DATA)/sst2/train.tsv --imdb=$(DATA)/imdb/train.tsv \
 		--teacher=runs/sentiment-teacher/artifact --out=artifacts/sentiment
 
-# Case-augmented BiLSTM-CRF, 30 epochs (the best, 27, is kept): 16 min on 1 thread beside another training run.
+# Case-augmented BiLSTM-CRF with locked dropout, 30 epochs (the best, 28, is kept): 14 min on 1 thread beside another
+# training run. Seed 2 is the best of three seeds of this recipe on validation (docs/experiments/README.md).
 train-ner: $(VENV)/.dev
-	$(PY) -m training.train_ner --train=$(DATA)/conll2003/train.txt --valid=$(DATA)/conll2003/valid.txt --out=artifacts/ner $(RESUME)
+	$(PY) -m training.train_ner --train=$(DATA)/conll2003/train.txt --valid=$(DATA)/conll2003/valid.txt --seed=2 \
+		--out=artifacts/ner $(RESUME)
 
 # Ours against FastAPI + torch, LitServe + torch and plain LitServe + onnxruntime (the tail, one server at a time)
 # over HTTP, model-only figures and a settings sweep; rewrites

@@ -118,7 +118,7 @@ def write_card(out: Path, manifest: Manifest, summary: str, sections: dict[str, 
         "## How it was made",
         f"- Command: `{t['command']}`",
         "- Data: " + ", ".join(f"`{d['file']}` (sha256 `{d['sha256'][:12]}…`)" for d in t["data"]),
-        f"- Seed {t['seed']}, torch {t['torch_version']}, {t['threads']} CPU threads, "
+        f"- Seed {t['seed']}, torch {t['torch_version']}, CPU threads: {t['threads']}, "
         f"{t['duration_seconds'] / 60:.1f} min, weights kept: {kept}",
         f"- Architecture: {', '.join(f'{k}={v}' for k, v in manifest.architecture.items())}",
         f"- ONNX file: {size_mb:.1f} MB, sha256 `{manifest.sha256[:12]}…`; ONNX vs PyTorch max abs diff "

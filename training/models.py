@@ -158,6 +158,7 @@ class NerTagger(nn.Module):
         pad_id: int,
         char_pad_id: int,
         crf: nn.Module | None = None,
+        locked: bool = False,
     ) -> None:
         super().__init__()
         self.crf = crf  # trained with the network; not part of the exported graph (its scores ship in the manifest)
@@ -166,8 +167,15 @@ class NerTagger(nn.Module):
         self.char_conv = nn.Conv1d(char_embed, char_filters, kernel_size=3, padding=1)
         self.char_pad_id = char_pad_id
         self.rnn = make_recurrent(cell, word_embed + char_filters, hidden, layers, bidirectional=True, dropout=dropout)
-        self.drop = nn.Dropout(dropout)
+        self.dropout, self.locked = dropout, locked
         self.head = nn.Linear(2 * hidden, tags)
+
+    def drop(self, x: Tensor) -> Tensor:
+        """Dropout on [batch, time, features]: a fresh mask per word, or with `locked` one mask per sentence
+        (variational dropout, Gal & Ghahramani 2016; Reimers & Gurevych 2017 found it the best for BiLSTM taggers)."""
+        if self.locked:
+            return locked_dropout(x, self.dropout, self.training)
+        return F.dropout(x, self.dropout, self.training)
 
     def char_features(self, chars: Tensor) -> Tensor:
         """Max over each word's characters of a width-3 convolution; padding characters are masked out."""

@@ -93,6 +93,8 @@ def artifact_spec(
             "hidden": cfg.hidden,
             "layers": cfg.layers,
             "bidirectional": True,
+            "dropout": f"{cfg.dropout} with "
+            + ("one mask per sentence (locked)" if cfg.locked_dropout else "a mask per word"),
             "decoding": "CRF transitions + constrained BIO Viterbi" if model.crf else "constrained BIO Viterbi",
             "case_augmentation": f"{cfg.lower_share:.0%} lower-cased, {cfg.upper_share:.0%} upper-cased per epoch",
             "auxiliary_lm": f"next/previous word, weight {cfg.lm_loss}, {cfg.lm_words} words"

@@ -69,6 +69,7 @@ class TrainConfig(ModelRunConfig):
     hidden: int = knob(200, "LSTM hidden size per direction")
     layers: int = knob(1, "LSTM layers")
     dropout: float = knob(0.5, "dropout on features and before the head")
+    locked_dropout: bool = knob(True, "one dropout mask per sentence (variational) instead of one per word")
     unk_rate: float = knob(0.05, "word dropout: share of training words replaced by <unk>")
     lower_share: float = knob(0.25, "share of training sentences seen lower-cased in each epoch (case robustness)")
     upper_share: float = knob(0.25, "share of training sentences seen upper-cased in each epoch")
@@ -91,7 +92,7 @@ class TrainConfig(ModelRunConfig):
     average_last: int = knob(10, "also try the mean of the last N epochs' weights; kept if it validates better")
     clip: float = knob(5.0, "gradient norm clip (larger: the tagger has many short sequences)")
     name: str = knob("ner-conll2003", "model name in the manifest")
-    version: str = knob("1.2.0", "model version in the manifest")
+    version: str = knob("1.3.0", "model version in the manifest")
 
 
 # One example: the sentence's features under each casing (the word ids are the same: words are looked up
@@ -187,6 +188,7 @@ def main(argv: list[str] | None = None) -> None:
         encoder.words.pad_id or 0,
         encoder.chars.pad_id or 0,
         crf=CRF(allowed_transitions(TAGS)) if cfg.crf else None,
+        locked=cfg.locked_dropout,
     )
     if cfg.pretrained == "minilm":
         share = initialise(model.word_embed, list(encoder.words.tokens), encoder.words.pad_id, cfg.seed)
