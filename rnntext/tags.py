@@ -138,9 +138,14 @@ class TagDecoder:
 
 def entity_scores(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> dict[str, dict[str, float]]:
     """Exact-match entity precision, recall and F1 (in %), overall and per type, as conlleval computes them."""
+    return span_scores([set(spans(g)) for g in gold], [set(spans(p)) for p in predicted])
+
+
+def span_scores(gold: Sequence[set[Span]], predicted: Sequence[set[Span]]) -> dict[str, dict[str, float]]:
+    """`entity_scores` over spans of each sentence, in tokens or in characters: a predicted span counts when its
+    label, start and end all match a gold one's."""
     counts: dict[str, list[int]] = {}  # label -> [true positives, predicted, gold]
-    for g_tags, p_tags in zip(gold, predicted, strict=True):
-        g, p = set(spans(g_tags)), set(spans(p_tags))
+    for g, p in zip(gold, predicted, strict=True):
         for label in {s.label for s in g | p}:
             c = counts.setdefault(label, [0, 0, 0])
             c[0] += len({s for s in g & p if s.label == label})

@@ -142,8 +142,8 @@ def artifact_spec(
         sections={
             "Validation": "Entity-level F1 (exact match, conlleval) on CoNLL-2003's validation file, decoded as the "
             "service decodes. Rows: the tokens as given, the same tokens lower-cased and upper-cased, and the "
-            "sentences detokenized into text and run through the service's tokenizer (scored on character spans, "
-            "overall only). Test F1 has run about 5 points below validation.\n\n" + variant_table(scores),
+            "sentences detokenized into text and run through the service's tokenizer (scored on character spans). "
+            "Test F1 has run about 5 points below validation.\n\n" + variant_table(scores),
             "Known weaknesses": f"Word vectors start from {word_vectors(cfg)}; they are uncased, so case "
             "reaches the model through the character CNN, and training sees "
             f"{cfg.lower_share:.0%} of sentences lower-cased and {cfg.upper_share:.0%} upper-cased, so it does not "

@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rnntext.encoders import NerEncoder, NerFeatures
-from rnntext.tags import TagDecoder, entity_scores, spans
+from rnntext.tags import Span, TagDecoder, entity_scores, span_scores, spans
 
 LogProbsOf = Callable[[np.ndarray, np.ndarray, np.ndarray], npt.NDArray[np.float32]]  # words, chars, lengths
 Casing = Literal["given", "lower", "upper"]
@@ -57,21 +57,17 @@ def text_scores(
     encoder: NerEncoder,
     decoder: TagDecoder,
     sentences: Sequence[tuple[Sequence[str], Sequence[str]]],
-) -> dict[str, float]:
-    """Entity precision, recall and F1 on character spans: each sentence detokenized, then tokenized by the
+) -> dict[str, dict[str, float]]:
+    """Entity scores on character spans, overall and per type: each sentence detokenized, then tokenized by the
     service's tokenizer; an entity counts when its label and exact characters match the gold one's."""
     texts = [detokenize(words) for words, _ in sentences]
     tokenized = [encoder.tokenize(text) for text, _ in texts]
     predicted = decode_tags(log_probs_of, encoder, decoder, [[t.text for t in ts] for ts in tokenized])
-    true_pos = n_pred = n_gold = 0
+    gold_chars, pred_chars = [], []
     for (_, offsets), (_, gold_tags), tokens, pred_tags in zip(texts, sentences, tokenized, predicted, strict=True):
-        gold = {(s.label, offsets[s.start][0], offsets[s.end - 1][1]) for s in spans(gold_tags)}
-        pred = {(s.label, tokens[s.start].start, tokens[s.end - 1].end) for s in spans(pred_tags)}
-        true_pos, n_pred, n_gold = true_pos + len(gold & pred), n_pred + len(pred), n_gold + len(gold)
-    precision = 100.0 * true_pos / n_pred if n_pred else 0.0
-    recall = 100.0 * true_pos / n_gold if n_gold else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "support": float(n_gold)}
+        gold_chars.append({Span(s.label, offsets[s.start][0], offsets[s.end - 1][1]) for s in spans(gold_tags)})
+        pred_chars.append({Span(s.label, tokens[s.start].start, tokens[s.end - 1].end) for s in spans(pred_tags)})
+    return span_scores(gold_chars, pred_chars)
 
 
 def variant_scores(
@@ -81,14 +77,14 @@ def variant_scores(
     sentences: Sequence[tuple[Sequence[str], Sequence[str]]],
     raw_text: bool = True,
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """{variant: {entity type or "overall": scores}} for every casing, and "text" (overall only) when asked."""
+    """{variant: {entity type or "overall": scores}} for every casing, and for raw "text" when asked."""
     gold = [list(t) for _, t in sentences]
     result = {}
     for name, change in CASINGS.items():
         cased = [[change(w) for w in words] for words, _ in sentences]
         result[name] = entity_scores(gold, decode_tags(log_probs_of, encoder, decoder, cased))
     if raw_text:
-        result["text"] = {"overall": text_scores(log_probs_of, encoder, decoder, sentences)}
+        result["text"] = text_scores(log_probs_of, encoder, decoder, sentences)
     return result
 
 

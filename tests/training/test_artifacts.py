@@ -33,6 +33,9 @@ def test_ner_manifest_f1_reproduces_for_every_casing_and_raw_text(
     assert got["f1_given"] == pytest.approx(claimed["valid_f1"], abs=0.01)
     for variant in ("lower", "upper", "text"):
         assert got[f"f1_{variant}"] == pytest.approx(claimed[f"valid_f1_{variant}"], abs=0.01), variant
+    for variant, by_type in claimed["valid_variant_scores"].items():
+        for label in set(by_type) - {"overall"}:  # every entity type of every input, raw text included
+            assert got[f"f1_{variant}_{label}"] == pytest.approx(by_type[label]["f1"], abs=0.01), (variant, label)
 
 
 def test_charlm_manifest_loss_reproduces(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -170,6 +170,7 @@ def test_ner_short_run_learns_and_exports(data_dir: Path, tmp_path: Path) -> Non
     assert manifest.tags is not None and len(manifest.tags) == 9
     assert manifest.metrics["valid_f1"] > 10.0  # entities found at all after seconds of training
     assert {"given", "lower", "upper", "text"} <= set(manifest.metrics["valid_variant_scores"])
+    assert {"PER", "LOC", "overall"} <= set(manifest.metrics["valid_variant_scores"]["text"])  # raw text per type
     assert manifest.metrics["valid_f1_lower"] > 5.0  # case augmentation: lower-cased text is not hopeless
     crf = manifest.decoding
     assert crf is not None and len(crf["transitions"]) == 10 and len(crf["end"]) == 9  # start row + 9 tags

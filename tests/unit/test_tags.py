@@ -16,6 +16,7 @@ from rnntext.tags import (
     constrained_decode_batch,
     entity_scores,
     iob1_to_iob2,
+    span_scores,
     spans,
 )
 
@@ -91,3 +92,13 @@ def test_entity_scores() -> None:
     assert scores["overall"]["precision"] == 100.0 and scores["overall"]["recall"] == 50.0
     assert scores["overall"]["f1"] == pytest.approx(200 / 3)
     assert scores["LOC"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1.0}
+
+
+def test_span_scores_count_character_spans_per_type() -> None:
+    """Raw text is scored on character spans: one character off is a miss, for its type and overall."""
+    gold = [{Span("PER", 0, 12), Span("LOC", 21, 26)}, {Span("ORG", 0, 2)}]
+    predicted = [{Span("PER", 0, 12), Span("LOC", 21, 25)}, {Span("ORG", 0, 2), Span("MISC", 5, 9)}]
+    scores = span_scores(gold, predicted)
+    assert scores["PER"]["f1"] == scores["ORG"]["f1"] == 100.0
+    assert scores["LOC"]["f1"] == 0.0 and scores["MISC"]["precision"] == 0.0 and scores["MISC"]["support"] == 0.0
+    assert scores["overall"]["precision"] == 50.0 and scores["overall"]["recall"] == pytest.approx(200 / 3)
