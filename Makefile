@@ -98,7 +98,7 @@ train-sentiment-ensemble: $(VENV)/.dev
 		--teacher=runs/sentiment-teacher/artifact --out=artifacts/sentiment
 
 # Case-augmented BiLSTM-CRF with locked dropout, 30 epochs (the best, 28, is kept): 14 min on 1 thread beside another
-# training run. Seed 2 is the best of three seeds of this recipe on validation (docs/experiments/README.md).
+# training run. Seed 2 is the best of four seeds of this recipe on validation (docs/experiments/README.md).
 train-ner: $(VENV)/.dev
 	$(PY) -m training.train_ner --train=$(DATA)/conll2003/train.txt --valid=$(DATA)/conll2003/valid.txt --seed=2 \
 		--out=artifacts/ner $(RESUME)
