@@ -167,10 +167,12 @@ def review_teacher_logits(
     return (log_probs - log_probs.mean(1, keepdims=True)).astype(np.float32)
 
 
-def record_review_teacher(out: Path, directory: Path) -> str:
-    """Copy the review teacher's manifest next to the artifact; the model card's sentence."""
-    shutil.copyfile(directory / "manifest.json", out / REVIEW_TEACHER_MANIFEST)
-    t = Manifest.read(directory)
+def record_review_teacher(out: Path, manifest_json: bytes) -> str:
+    """Write the review teacher's manifest, as read when its logits were taken, next to the artifact (where the
+    student replaces its own review teacher, --out and --review-teacher one directory, that file has changed since);
+    the model card's sentence."""
+    (out / REVIEW_TEACHER_MANIFEST).write_bytes(manifest_json)
+    t = Manifest.model_validate_json(manifest_json)
     return (
         f"The IMDb training reviews' targets add the centred log-probabilities of {t.model_id} (trained on the same "
         f"split) as logits; its manifest is {REVIEW_TEACHER_MANIFEST}."

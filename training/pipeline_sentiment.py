@@ -52,7 +52,8 @@ def steps(cfg: PipelineConfig) -> list[tuple[str, Callable[[list[str]], None], l
     teacher, transfer = work / "teacher", work / "transfer"
     shared = [f"--seed={cfg.seed}", f"--threads={cfg.threads}"]
     shared += [f"--max-rows={cfg.max_rows}"] if cfg.max_rows is not None else []
-    teacher_argv = [f"--data={cfg.data}", f"--out={teacher}", f"--runs={work}", f"--device={cfg.device}", *shared]
+    teacher_argv = [f"--data={cfg.data}", f"--imdb={cfg.imdb}", f"--out={teacher}", f"--runs={work}"]
+    teacher_argv += [f"--device={cfg.device}", *shared]
     transfer_argv = [f"--teacher={teacher}", f"--data={cfg.data}", f"--imdb={cfg.imdb}", f"--unsup={cfg.unsup}"]
     transfer_argv += [f"--out={transfer}", f"--device={cfg.device}", *shared]
     student_argv = [f"--data={cfg.data}", f"--imdb={cfg.imdb}", f"--transfer={transfer}", f"--out={cfg.out}"]

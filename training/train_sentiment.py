@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnntext.encoders import SentimentEncoder, pad
+from rnntext.manifest import MANIFEST_FILE
 from rnntext.vocab import Vocab
 from training.artifacts import CARD_FILE, write_artifact
 from training.batching import bucketed, shard
@@ -182,12 +183,15 @@ def main(argv: list[str] | None = None) -> None:
         raise ValueError("--teacher and --transfer are two ways to distil: choose one")
     if cfg.teacher:
         train = distilled(train, cfg, [r.text for r in train_rows], [r.text for r in repeated])
+    review_manifest: bytes | None = None
     if cfg.transfer:
         held_out = {r.text for r in valid_rows} | {r.text for r in imdb_valid}
         sentences, reviews = SentimentEncoder(vocab, cfg.max_tokens), SentimentEncoder(vocab, cfg.train_max_tokens)
         sources = frozenset(s for s in cfg.transfer_sources.split(",") if s)
         review_logits = None
         if cfg.review_teacher:
+            # Read now: where --out is the review teacher's own directory, the student replaces it when written.
+            review_manifest = (Path(cfg.review_teacher) / MANIFEST_FILE).read_bytes()
             # The teacher reads each review as served (up to --max-tokens), the student its training cut.
             review_logits = review_teacher_logits(Path(cfg.review_teacher), imdb_train, cfg.max_tokens, split_of(cfg))
             review_logits = np.concatenate([review_logits] * cfg.review_repeats)
@@ -240,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
         (Path(cfg.runs) / "sentiment").mkdir(parents=True, exist_ok=True)
         torch.save(model.state_dict(), Path(cfg.runs) / "sentiment" / f"final-rank{dist.rank}.pt")
     if dist.is_main:
-        export(model, vocab, cfg, result, valid, valid_rows, len(valid_reviews))
+        export(model, vocab, cfg, result, valid, valid_rows, len(valid_reviews), review_manifest=review_manifest)
 
 
 def distilled(train: list[Row], cfg: TrainConfig, sst_texts: list[str], imdb_texts: list[str]) -> list[Row]:
@@ -267,8 +271,10 @@ def export(
     valid_rows: list[LabeledText],
     n_reviews: int,
     training: dict[str, Any] | None = None,
+    review_manifest: bytes | None = None,
 ) -> None:
-    """Calibrate, run the behaviour suite and write the artifact; `training` as in `write_artifact`."""
+    """Calibrate, run the behaviour suite and write the artifact; `training` as in `write_artifact`;
+    `review_manifest`: the --review-teacher's manifest as it was when its logits were taken."""
     out = Path(cfg.out)
     assert vocab.pad_id is not None
     model.eval()
@@ -304,8 +310,8 @@ def export(
         distillation = record_teacher(out, Path(cfg.teacher), cfg.distill_weight)
     if cfg.transfer:
         distillation = record_transfer(out, Path(cfg.transfer), cfg.distill_weight, cfg.distill_loss, split_of(cfg))
-        if cfg.review_teacher:
-            distillation += " " + record_review_teacher(out, Path(cfg.review_teacher))
+        if review_manifest is not None:
+            distillation += " " + record_review_teacher(out, review_manifest)
     if distillation:
         card = out / CARD_FILE
         card.write_text(card.read_text() + "\n## Distillation\n" + distillation + "\n")

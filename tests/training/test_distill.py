@@ -110,7 +110,7 @@ def test_a_review_teacher_gives_centred_log_probabilities_on_its_own_split_only(
     assert (logits.argmax(1) == [r.label for r in reviews]).mean() > 0.8
     with pytest.raises(SystemExit, match="trained on another split: seed=1337 \\(student: 7\\)"):
         distill.review_teacher_logits(artifact, reviews, 400, {**split, "seed": 7})
-    sentence = distill.record_review_teacher(tmp_path, artifact)
+    sentence = distill.record_review_teacher(tmp_path, (artifact / "manifest.json").read_bytes())
     assert Manifest.read(artifact).model_id in sentence
     assert (tmp_path / distill.REVIEW_TEACHER_MANIFEST).read_bytes() == (artifact / "manifest.json").read_bytes()
 
@@ -158,26 +158,26 @@ def test_every_step_runs_short_and_real(data_dir: Path, tmp_path: Path) -> None:
     """The whole recipe on 160 rows: the teacher is the wheel's MiniLM (offline), a few steps each."""
     pytest.importorskip("transformers")
     work, out = tmp_path / "work", tmp_path / "student"
-    pipeline_sentiment.main(
-        [
-            f"--data={data_dir}/sst2/train.tsv",
-            f"--imdb={data_dir}/imdb/train.tsv",
-            f"--unsup={data_dir}/imdb/unsup.txt.gz",
-            f"--work={work}",
-            f"--out={out}",
-            "--max-rows=160",
-            "--device=cpu",
-            "--teacher-args=--max-length=24 --batch-size=16 --epochs=1 --warmup-steps=2 --lr=1e-4",
-            "--transfer-args=--copies=2 --imdb-sentences=40",
-            "--student-args=--embed=16 --hidden=16 --epochs=1 --pretrained=none --train-max-tokens=40",
-        ]
-    )
+    argv = [
+        f"--data={data_dir}/sst2/train.tsv",
+        f"--imdb={data_dir}/imdb/train.tsv",
+        f"--unsup={data_dir}/imdb/unsup.txt.gz",
+        f"--work={work}",
+        f"--out={out}",
+        "--max-rows=160",
+        "--device=cpu",
+        "--teacher-args=--max-length=24 --batch-size=16 --epochs=1 --warmup-steps=2 --lr=1e-4",
+        "--transfer-args=--copies=2 --imdb-sentences=40",
+        "--student-args=--embed=16 --hidden=16 --epochs=1 --pretrained=none --train-max-tokens=40",
+    ]
+    pipeline_sentiment.main(argv)
     times = json.loads((work / "steps.json").read_text())
     assert list(times) == ["teacher", "transfer", "student"]
     assert all(step["seconds"] > 0 for step in times.values()), times  # recorded; speed is make bench's to measure
     teacher = json.loads((work / "teacher" / "teacher.json").read_text())
     assert 0 <= teacher["metrics"]["valid_accuracy"] <= 100 and teacher["metrics"]["valid_sentences"] > 0
     assert "--max-rows=160" in teacher["training"]["command"]
+    assert teacher["metrics"]["valid_imdb_accuracy"] >= 0  # the teacher reads IMDb's reviews as well
     record = json.loads((work / "transfer" / "transfer.json").read_text())
     assert all(record["sources"][source] > 0 for source in transfer_set.SOURCES), record["sources"]
     rows = transfer_set.read_transfer(work / "transfer")
@@ -187,6 +187,17 @@ def test_every_step_runs_short_and_real(data_dir: Path, tmp_path: Path) -> None:
     assert (out / "transfer.json").is_file() and "minilm-sst2-teacher@" in (out / "MODEL_CARD.md").read_text()
     assert Manifest.read(out).io.outputs.keys() == {"probs"}  # served exactly as before
     assert "splits differ" not in (out / "MODEL_CARD.md").read_text()  # one validation split for all three steps
+
+    # The served recipe's next generation: the model in `out` teaches the reviews to the one that replaces it there.
+    before = (out / "manifest.json").read_bytes()
+    pipeline_sentiment.main([*argv[:-1], f"{argv[-1]} --version=9.9.9 --review-teacher={out}"])
+    assert json.loads((work / "steps.json").read_text())["student"]["seconds"] > 0
+    assert Manifest.read(out).version == "9.9.9"
+    assert (out / distill.REVIEW_TEACHER_MANIFEST).read_bytes() == before  # the predecessor's, not its own
+    assert (
+        f"{Manifest.model_validate_json(before).model_id} (trained on the same split)"
+        in (out / "MODEL_CARD.md").read_text()
+    )
 
 
 def test_a_teacher_on_another_split_is_named() -> None:
