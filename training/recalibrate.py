@@ -25,7 +25,7 @@ from rnntext.vocab import Vocab, load_json
 from training.artifacts import CARD_FILE, CURVES_FILE
 from training.config import command_of, knob, parse_config
 from training.data import sentiment_splits
-from training.distill import TEACHER_MANIFEST
+from training.distill import REVIEW_TEACHER_MANIFEST, TEACHER_MANIFEST
 from training.loop import FitResult
 from training.models import SentimentClassifier
 from training.train_sentiment import TrainConfig, export, validation_metrics
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     assert vocab.pad_id is not None
     # What the new artifact carries over from the source: read before `out` (maybe the same folder) is written.
     curves = (source / CURVES_FILE).read_bytes()
-    kept = (TEACHER_MANIFEST, RECORD_FILE)  # the distillation records, when the source has them
+    kept = (TEACHER_MANIFEST, RECORD_FILE, REVIEW_TEACHER_MANIFEST)  # the distillation records the source has
     records = {name: (source / name).read_bytes() for name in kept if (source / name).is_file()}
     card = (source / CARD_FILE).read_text()
     distillation = card[card.index("\n## Distillation\n") :] if "\n## Distillation\n" in card else ""
