@@ -1,6 +1,8 @@
 """Score a committed artifact on a data file through onnxruntime, exactly as served (no torch needed).
 
     python -m training.evaluate artifacts/sentiment ../shared/data/imdb/train.tsv --limit=2000
+    python -m training.evaluate artifacts/sentiment ../shared/data/sst2/train.tsv --valid \
+        --imdb=../shared/data/imdb/train.tsv
     python -m training.evaluate artifacts/ner ../shared/data/conll2003/valid.txt
     python -m training.evaluate artifacts/ner ../shared/data/conll2003/valid.txt --ensemble runs/ner-seed2
     python -m training.evaluate artifacts/charlm ../shared/data/tinyshakespeare/train.txt --tail=0.1
@@ -22,7 +24,7 @@ import onnxruntime as ort
 from rnntext.artifact import load_encoder
 from rnntext.encoders import CharEncoder, NerEncoder, SentimentEncoder, pad
 from rnntext.manifest import Manifest
-from training.data import read_conll, read_labeled_tsv
+from training.data import read_conll, read_labeled_tsv, sentiment_splits
 from training.ner_eval import variant_scores
 from training.tagger_ensemble import TaggerEnsemble
 
@@ -54,6 +56,22 @@ def sentiment_probs(
     for rows, part in parts:
         probs[rows] = part
     return probs
+
+
+def evaluate_sentiment_valid(directory: Path, manifest: Manifest, sst2: Path, imdb: Path | None) -> dict[str, float]:
+    """Accuracy on the artifact's own validation rows: the SST-2 sentences (and IMDb reviews) its training run held
+    out, drawn again from its recorded split knobs; what the manifest's valid_accuracy figures claim."""
+    config = manifest.training["config"]
+    splits = sentiment_splits(
+        sst2, imdb, config.get("max_rows"), config["valid_fraction"], config["imdb_valid_fraction"], config["seed"]
+    )
+    result: dict[str, float] = {}
+    for name, rows in (("valid", splits.valid), ("valid_imdb", splits.imdb_valid)):
+        if rows:
+            probs = artifact_sentiment_probs(directory, [r.text for r in rows], int(manifest.encoder["max_tokens"]))
+            result[f"{name}_accuracy"] = 100.0 * float((probs.argmax(1) == [r.label for r in rows]).mean())
+            result[f"{name}_examples"] = len(rows)
+    return result
 
 
 def artifact_sentiment_probs(directory: Path, texts: list[str], max_tokens: int) -> np.ndarray:
@@ -104,6 +122,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tail", type=float, default=1.0, help="charlm: score the last share of the text")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--valid", action="store_true", help="sentiment: score only the validation rows the artifact's run held out"
+    )
+    parser.add_argument("--imdb", type=Path, default=None, help="sentiment --valid: IMDb train.tsv, for its reviews")
+    parser.add_argument(
         "--ensemble", type=Path, nargs="+", default=[], help="ner: further taggers (same vocabulary) to average with"
     )
     args = parser.parse_args(argv)
@@ -115,6 +137,8 @@ def main(argv: list[str] | None = None) -> None:
         except ValueError as e:
             parser.error(str(e))
         result = evaluate_ner(tagger, args.data)
+    elif isinstance(encoder, SentimentEncoder) and args.valid:
+        result = evaluate_sentiment_valid(args.artifact, manifest, args.data, args.imdb)
     elif isinstance(encoder, SentimentEncoder):
         result = evaluate_sentiment(open_session(args.artifact, manifest), encoder, args.data, args.limit, args.seed)
     else:
