@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Task = Literal["charlm", "sentiment", "ner"]
 MANIFEST_FILE = "manifest.json"
+CARD_FILE = "MODEL_CARD.md"  # written by training, beside the manifest
 
 
 class TensorSpec(BaseModel):

@@ -12,13 +12,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from rnntext.manifest import IOSpec, Manifest, Task, file_sha256
+from rnntext.manifest import CARD_FILE, IOSpec, Manifest, Task, file_sha256
 from rnntext.vocab import save_json
 from training.config import RunConfig, command_of
 from training.export import Inputs, Signature, write_checked
 from training.loop import FitResult, plot_history
 
-MODEL_FILE, VOCAB_FILE, CURVES_FILE, CARD_FILE = "model.onnx", "vocab.json", "curves.png", "MODEL_CARD.md"
+MODEL_FILE, VOCAB_FILE, CURVES_FILE = "model.onnx", "vocab.json", "curves.png"
 
 
 @dataclasses.dataclass

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnntext.manifest import Manifest
+from rnntext.manifest import CARD_FILE, Manifest
 from training.evaluate import artifact_sentiment_probs
 
 POSITIVE = ["good", "great", "wonderful", "excellent", "brilliant", "funny", "moving", "charming", "gripping"]
@@ -153,6 +153,7 @@ def artifact_scorer(directory: Path) -> Scorer:
 
 
 Report = dict[str, dict[str, float]]
+SECTION_TITLE = "Behaviour"  # the model card's section
 
 
 def previous_report(directory: Path) -> tuple[str, Report] | None:
@@ -191,14 +192,32 @@ def card_section(report: Report, score: Scorer, before: tuple[str, Report] | Non
     )
 
 
+def rewrite_card_section(card: Path, section: str) -> None:
+    """Replace the card's Behaviour section (up to the next heading), as training writes it. For a model trained
+    elsewhere than the folder it now replaces, whose card could not name the model before it."""
+    text, heading = card.read_text(), f"## {SECTION_TITLE}\n"
+    start = text.index(heading) + len(heading)
+    end = text.find("\n## ", start)
+    card.write_text(text[:start] + section + ("\n" + text[end:] if end >= 0 else "\n"))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("artifact", type=Path, help="sentiment artifact directory")
     parser.add_argument("--failures", type=int, default=0, help="also print N failing cases per group")
+    parser.add_argument(
+        "--card-before", type=Path, default=None,
+        help="rewrite the artifact's card section with this replaced artifact's rates beside its own",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     score = artifact_scorer(args.artifact)
     report = run_suite(score)
     print(json.dumps(report, indent=1))
+    if args.card_before:
+        before = previous_report(args.card_before)
+        if before is None:
+            parser.error(f"{args.card_before}: not a sentiment artifact")
+        rewrite_card_section(args.artifact / CARD_FILE, card_section(report, score, before))
     for group in (g for g in report if g != "overall" and args.failures):
         for line in failures(score, group, args.failures):
             print(f"{group}: {line}")

@@ -20,9 +20,9 @@ import torch
 
 from bench.torch_from_onnx import load_torch  # the one ONNX -> torch rebuild
 from rnntext.encoders import SentimentEncoder
-from rnntext.manifest import Manifest, file_sha256
+from rnntext.manifest import CARD_FILE, Manifest, file_sha256
 from rnntext.vocab import Vocab, load_json
-from training.artifacts import CARD_FILE, CURVES_FILE
+from training.artifacts import CURVES_FILE
 from training.config import command_of, knob, parse_config
 from training.data import sentiment_splits
 from training.distill import REVIEW_TEACHER_MANIFEST, TEACHER_MANIFEST

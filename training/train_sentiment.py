@@ -21,10 +21,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnntext.encoders import SentimentEncoder, pad
-from rnntext.manifest import MANIFEST_FILE
+from rnntext.manifest import CARD_FILE, MANIFEST_FILE
 from rnntext.vocab import Vocab
-from training.artifacts import CARD_FILE, write_artifact
+from training.artifacts import write_artifact
 from training.batching import bucketed, shard
+from training.behaviour import SECTION_TITLE as BEHAVIOUR_TITLE
 from training.behaviour import card_section as behaviour_section
 from training.behaviour import previous_report, run_suite
 from training.calibration import calibrate, calibrated_probs, reliability_diagram
@@ -293,7 +294,7 @@ def export(
             return predict(model, [encoder.encode(t) for t in texts], vocab.pad_id)
 
         behaviour = run_suite(score)
-        sections["Behaviour"] = behaviour_section(behaviour, score, previous_report(out))
+        sections[BEHAVIOUR_TITLE] = behaviour_section(behaviour, score, previous_report(out))
     if cfg.calibrate:
         sections["Calibration"] = calibration_section(calibration, RELIABILITY_FILE)
     best = kept_metrics(result)
