@@ -57,7 +57,7 @@ class TeacherConfig(RunConfig):
         "mean", "what the head reads: the pooled [CLS] state, or the mean token state (all-MiniLM-L6-v2's own pooling)"
     )
     batch_size: int = knob(32, "rows per step (batches of similar length: padding dominates the cost)")
-    epochs: int = knob(3, "passes over the training rows")
+    epochs: int = knob(2, "passes over the training rows (3 did no better: docs/distillation.md)")
     lr: float = knob(5e-5, "peak learning rate (AdamW, warmup then cosine)")
     warmup_steps: int = knob(200, "linear warmup steps")
     device: Literal["auto", "cpu", "cuda"] = knob("auto", "auto: cuda when available, else cpu")
