@@ -142,6 +142,10 @@ def _add_evaluate(commands: Any) -> None:
     )
     evaluate.add_argument("--seed", type=int, metavar="N", help="seed of the --limit sample [default: 0]")
     evaluate.add_argument(
+        "--valid", action="store_true", help="sentiment: score only the validation rows the artifact's run held out"
+    )
+    evaluate.add_argument("--imdb", metavar="FILE", help="sentiment --valid: IMDb train.tsv, for its reviews")
+    evaluate.add_argument(
         "--ensemble", nargs="+", metavar="DIR", help="ner: further taggers (same vocabulary) to average with"
     )
 
@@ -166,9 +170,11 @@ def train_command(args: argparse.Namespace) -> list[str]:
 
 def evaluate_arguments(args: argparse.Namespace) -> list[str]:
     argv = [args.artifact, args.data]
-    for name in ("limit", "tail", "seed"):
+    for name in ("limit", "tail", "seed", "imdb"):
         if getattr(args, name) is not None:
             argv.append(f"--{name}={getattr(args, name)}")
+    if args.valid:
+        argv.append("--valid")
     if args.ensemble:
         argv += ["--ensemble", *args.ensemble]
     return argv

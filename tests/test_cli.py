@@ -117,6 +117,8 @@ def test_evaluate_options_match_the_script() -> None:
     assert ours == set(options_in(theirs.stdout)), "rnnserve evaluate and python -m training.evaluate diverged"
     args = build_parser().parse_args(["evaluate", "artifacts/sentiment", "data.tsv", "--limit=50"])
     assert evaluate_arguments(args) == ["artifacts/sentiment", "data.tsv", "--limit=50"]
+    args = build_parser().parse_args(["evaluate", "artifacts/sentiment", "train.tsv", "--valid", "--imdb", "i.tsv"])
+    assert evaluate_arguments(args) == ["artifacts/sentiment", "train.tsv", "--imdb=i.tsv", "--valid"]
     args = build_parser().parse_args(["evaluate", "artifacts/ner", "valid.txt", "--ensemble", "runs/a", "runs/b"])
     assert evaluate_arguments(args) == ["artifacts/ner", "valid.txt", "--ensemble", "runs/a", "runs/b"]
 
