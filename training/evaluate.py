@@ -58,7 +58,9 @@ def sentiment_probs(
     return probs
 
 
-def evaluate_sentiment_valid(directory: Path, manifest: Manifest, sst2: Path, imdb: Path | None) -> dict[str, float]:
+def evaluate_sentiment_valid(
+    session: ort.InferenceSession, encoder: SentimentEncoder, manifest: Manifest, sst2: Path, imdb: Path | None
+) -> dict[str, float]:
     """Accuracy on the artifact's own validation rows: the SST-2 sentences (and IMDb reviews) its training run held
     out, drawn again from its recorded split knobs; what the manifest's valid_accuracy figures claim."""
     config = manifest.training["config"]
@@ -68,7 +70,7 @@ def evaluate_sentiment_valid(directory: Path, manifest: Manifest, sst2: Path, im
     result: dict[str, float] = {}
     for name, rows in (("valid", splits.valid), ("valid_imdb", splits.imdb_valid)):
         if rows:
-            probs = artifact_sentiment_probs(directory, [r.text for r in rows], int(manifest.encoder["max_tokens"]))
+            probs = sentiment_probs(session, encoder, [r.text for r in rows])
             result[f"{name}_accuracy"] = 100.0 * float((probs.argmax(1) == [r.label for r in rows]).mean())
             result[f"{name}_examples"] = len(rows)
     return result
@@ -138,7 +140,8 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(str(e))
         result = evaluate_ner(tagger, args.data)
     elif isinstance(encoder, SentimentEncoder) and args.valid:
-        result = evaluate_sentiment_valid(args.artifact, manifest, args.data, args.imdb)
+        session = open_session(args.artifact, manifest)
+        result = evaluate_sentiment_valid(session, encoder, manifest, args.data, args.imdb)
     elif isinstance(encoder, SentimentEncoder):
         result = evaluate_sentiment(open_session(args.artifact, manifest), encoder, args.data, args.limit, args.seed)
     else:
